@@ -1,0 +1,88 @@
+"""`idp` command line: process documents, manage the supplier master, the graph server and samples."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from idp_assets.runner import default_env
+
+
+@click.group()
+def main() -> None:
+    """Batch intelligent document processing on Dagster."""
+    default_env()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for <stem>.json + index.jsonl")
+@click.option("--data-dir", default=None, help="embedded data folder (store, Chroma, graph, suppliers); default $IDP_DATA_DIR or ./.idp")
+def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None) -> None:
+    """Run every asset in-process for the given files/folders; write one JSON per document."""
+    from idp_assets.runner import process_paths
+    from idp_assets.settings import build_resources
+
+    resources = build_resources(data_dir=data_dir)
+    outcomes = process_paths(list(paths), Path(out_dir), resources)
+    failed = [o for o in outcomes if o.status == "failed"]
+    click.echo(f"{len(outcomes)} documents: {len(outcomes) - len(failed)} processed, {len(failed)} failed -> {out_dir}/index.jsonl",
+               err=True)
+
+
+@main.group()
+def suppliers() -> None:
+    """Supplier master (embedded SQLite by default)."""
+
+
+@suppliers.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+def suppliers_import(csv_file: str) -> None:
+    from idp_assets.settings import build_resources
+
+    master = build_resources()["supplier_master"]
+    report = master.import_csv(Path(csv_file).read_text(encoding="utf-8-sig"))
+    for bad in report["skipped"]:
+        click.echo(f"line {bad['line']}: {bad['error']} (skipped)", err=True)
+    click.echo(f"imported {report['imported']} suppliers, skipped {len(report['skipped'])}", err=True)
+
+
+@suppliers.command("export")
+def suppliers_export() -> None:
+    from idp_assets.settings import build_resources
+
+    sys.stdout.write(build_resources()["supplier_master"].export_csv())
+
+
+@main.command()
+@click.option("--out", "out_dir", default="./inbox", show_default=True, type=click.Path(file_okay=False))
+def samples(out_dir: str) -> None:
+    """Write a few small sample documents (generated, not downloaded) into a folder."""
+    from idp_assets.samples import write_samples
+
+    for p in write_samples(Path(out_dir)):
+        click.echo(str(p))
+
+
+@main.command("graph-server")
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+def graph_server(action: str) -> None:
+    """Start/stop the embedded ArcadeDB Bolt server used by the default configuration."""
+    from idp_assets.settings import build_resources
+
+    g = build_resources()["graph_store"]
+    from resources import graph_server as gs
+
+    home = Path(g.server_home)
+    if action == "start":
+        click.echo(g.ensure_server())
+    elif action == "stop":
+        gs.stop(home)
+    else:
+        click.echo(gs.status(home) if hasattr(gs, "status") else "unknown")
+
+
+if __name__ == "__main__":
+    main()

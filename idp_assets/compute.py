@@ -1,0 +1,27 @@
+"""Compute classes: op tags and pools that route an asset's step to CPU or GPU workers.
+
+- Dagster concurrency pools `cpu` / `gpu` (limits in dagster.yaml / `dagster instance
+  concurrency set`) bound how many steps of a class run at once on any executor.
+- `dagster-celery/queue` sends the step to the celery queue of that name.
+- `dagster-k8s/config` gives the step's pod GPU limits and a node selector.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Compute = Literal["cpu", "gpu"]
+
+
+def compute_op_tags(compute: Compute) -> dict:
+    k8s = {
+        "cpu": {"container_config": {"resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "6Gi"}}}},
+        "gpu": {
+            "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1", "memory": "24Gi"}}},
+            "pod_spec_config": {
+                "node_selector": {"idp.compute": "gpu"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    }[compute]
+    return {"idp/compute": compute, "dagster-celery/queue": compute, "dagster-k8s/config": k8s}

@@ -1,0 +1,44 @@
+"""Dagster definitions: assets (one dynamic partition per document), sensors, job, resources."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from idp_assets.documents import raw_pages, source_documents
+from idp_assets.exports import document_exports
+from idp_assets.fields import extracted_fields
+from idp_assets.ocr import ocr_pages
+from idp_assets.partitions import documents_partitions
+from idp_assets.search import embeddings, graph_nodes
+from idp_assets.settings import build_resources
+from idp_assets.suppliers import supplier_matches
+from idp_assets.tables import normalized_tables
+from sensors.common import PROCESS_JOB_NAME
+from sensors.inbox import inbox_sensor
+from sensors.s3 import s3_sensor
+
+ALL_ASSETS = [
+    source_documents,
+    raw_pages,
+    ocr_pages,
+    normalized_tables,
+    extracted_fields,
+    supplier_matches,
+    embeddings,
+    graph_nodes,
+    document_exports,
+]
+
+process_document_job = define_asset_job(
+    PROCESS_JOB_NAME,
+    selection=AssetSelection.assets(*ALL_ASSETS),
+    partitions_def=documents_partitions,
+    description="Every stage for one document (partition = sha256 of its bytes).",
+)
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    jobs=[process_document_job],
+    sensors=[inbox_sensor, s3_sensor],
+    resources=build_resources(),
+)

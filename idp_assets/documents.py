@@ -1,0 +1,94 @@
+"""`source_documents` and `raw_pages`: from stored original bytes to page records."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+from dagster import AssetExecutionContext, MaterializeResult, Output, asset
+
+from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, document_failure, timed
+from idp_assets.logic.einvoice import extract_einvoice
+from idp_assets.logic.pages import DocumentError, load_document, sniff_media_type
+from idp_assets.models import RawPages, SourceDocument
+from resources.storage import DocumentStore
+
+PAGE_DPI = 300
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    group_name=ASSET_GROUP,
+    code_version="1",
+    description="The original document, verified against its sha256 partition key and kept in the document store.",
+    check_specs=[check_spec("source_documents", "hash_matches_partition", "stored bytes hash to the partition key")],
+)
+def source_documents(context: AssetExecutionContext, document_store: DocumentStore):
+    doc_id = context.partition_key
+    try:
+        data = document_store.get_original(doc_id)
+    except Exception as exc:  # noqa: BLE001 - any store error means the original is missing
+        raise document_failure("original_missing", f"original bytes not in the document store: {exc}") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    sightings = document_store.get_source_records(doc_id)
+    first = sightings[0] if sightings else {"uri": document_store.uri(f"originals/{doc_id[:2]}/{doc_id}"), "filename": doc_id}
+    doc = SourceDocument(
+        document_id=doc_id,
+        uri=first["uri"],
+        filename=first["filename"],
+        media_type=sniff_media_type(data, first["filename"]),
+        bytes=len(data),
+        store_uri=document_store.put_original(doc_id, data),
+    )
+    yield Output(
+        doc,
+        metadata={
+            "filename": doc.filename,
+            "uri": doc.uri,
+            "media_type": doc.media_type,
+            "bytes": doc.bytes,
+            "sightings": len(sightings),
+        },
+    )
+    yield check_result("source_documents", "hash_matches_partition", actual == doc_id, sha256=actual)
+
+
+def page_image_key(store: DocumentStore, document_id: str, number: int) -> str:
+    return store.artifact_key(document_id, "pages", f"p{number:04d}.png")
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    group_name=ASSET_GROUP,
+    code_version="1",
+    description="Pages with their text layer; page images (PNG, stored) only where image OCR is needed.",
+    check_specs=[check_spec("raw_pages", "has_pages", "the document has at least one page")],
+)
+def raw_pages(context: AssetExecutionContext, source_documents: SourceDocument, document_store: DocumentStore):
+    data = document_store.get_original(source_documents.document_id)
+    with timed() as t:
+        try:
+            raw, images = load_document(source_documents.document_id, data, source_documents.media_type, dpi=PAGE_DPI)
+        except DocumentError as exc:
+            raise document_failure(exc.code, str(exc), filename=source_documents.filename) from exc
+    if raw.kind == "pdf":
+        raw.embedded_invoice = extract_einvoice(data)
+    for page, image in zip(raw.pages, images):
+        if image is not None:
+            buf = io.BytesIO()
+            image.save(buf, format="PNG", compress_level=1)
+            key = page_image_key(document_store, raw.document_id, page.number)
+            document_store.put(key, buf.getvalue(), "image/png")
+            page.image_key = key
+    yield Output(
+        raw,
+        metadata={
+            "kind": raw.kind,
+            "page_count": len(raw.pages),
+            "pages_with_text_layer": sum(1 for p in raw.pages if p.text_layer_chars > 0),
+            "pages_needing_image_ocr": sum(1 for i in images if i is not None),
+            "seconds": t["seconds"],
+            "embedded_invoice": (raw.embedded_invoice or {}).get("profile") or bool(raw.embedded_invoice),
+        },
+    )
+    yield check_result("raw_pages", "has_pages", len(raw.pages) > 0, page_count=len(raw.pages))

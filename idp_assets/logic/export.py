@@ -1,0 +1,73 @@
+"""The JSON export: one self-contained record per document (shape fixed by the foundation issue)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from idp_assets.models import ExtractedFields, OcrPages, SourceDocument, SupplierMatch, Tables
+
+EXPORT_SCHEMA_VERSION = "1"
+
+
+def build_export(
+    source: SourceDocument,
+    ocr: OcrPages,
+    tables: Tables,
+    fields: ExtractedFields,
+    supplier: SupplierMatch,
+) -> dict:
+    errors = []
+    for p in ocr.pages:
+        for a in p.attempts:
+            if not a.ok:
+                errors.append({"page": p.number, "engine": a.engine, "error": a.error})
+        if p.empty_reason:
+            errors.append({"page": p.number, "error": p.empty_reason})
+    status = "partial" if any(not p.text.strip() for p in ocr.pages) else "ok"
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "document_id": source.document_id,
+        "status": status,
+        "source": {"uri": source.uri, "filename": source.filename, "media_type": source.media_type,
+                   "bytes": source.bytes, "store_uri": source.store_uri},
+        "pages": [
+            {"number": p.number, "width": p.width, "height": p.height, "dpi": p.dpi, "rotation": p.rotation,
+             "engine": p.engine, "compute": p.compute, "route_reason": p.route_reason, "confidence": p.confidence,
+             "text": p.text,
+             "attempts": [a.model_dump() for a in p.attempts]}
+            for p in ocr.pages
+        ],
+        "text": ocr.text,
+        "fields": {k: v.model_dump() for k, v in fields.fields.items()},
+        "tables": [t.model_dump() for t in tables.tables],
+        "supplier_match": supplier.model_dump(exclude={"document_id"}),
+        "validation": fields.validation,
+        "errors": errors,
+    }
+
+
+def failed_export(document_id: str | None, uri: str, filename: str, reason: str, message: str) -> dict:
+    """The record written for a document that could not be processed (nothing is silently dropped)."""
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "document_id": document_id,
+        "status": "failed",
+        "source": {"uri": uri, "filename": filename},
+        "pages": [],
+        "text": "",
+        "fields": {},
+        "tables": [],
+        "supplier_match": None,
+        "validation": [],
+        "errors": [{"reason": reason, "error": message}],
+    }
+
+
+def safe_stem(filename: str, max_len: int = 120) -> str:
+    """A file-system-safe stem from an untrusted file name (no separators, no dot-files)."""
+    stem = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
+    stem = unicodedata.normalize("NFKC", stem)
+    stem = re.sub(r"[^\w.\-]+", "_", stem).strip("._") or "document"
+    return stem[:max_len]

@@ -1,0 +1,59 @@
+"""`ocr_pages`: every page read by the engine the router picks (thin: the router does the work)."""
+
+from __future__ import annotations
+
+import io
+import statistics
+
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from PIL import Image
+
+from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.compute import compute_op_tags
+from idp_assets.models import OcrPages, RawPages
+from resources.ocr.router import OcrRouter
+from resources.storage import DocumentStore
+
+OCR_COMPUTE = "cpu"  # the CPU path; GPU engines get their own pool when configured (router issue)
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    group_name=ASSET_GROUP,
+    code_version="1",
+    pool=OCR_COMPUTE,
+    op_tags=compute_op_tags(OCR_COMPUTE),
+    description="Routed OCR per page: the born-digital text layer where complete, image OCR otherwise.",
+    check_specs=[
+        check_spec("ocr_pages", "text_or_reason", "every page has text or an explicit reason why not"),
+        check_spec("ocr_pages", "confidence_in_range", "every page confidence is in [0, 1]"),
+    ],
+)
+def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: OcrRouter, document_store: DocumentStore):
+    images = []
+    for p in raw_pages.pages:
+        if p.image_key:
+            with Image.open(io.BytesIO(document_store.get(p.image_key))) as im:
+                im.load()
+                images.append(im.copy())
+        else:
+            images.append(None)
+    with timed() as t:
+        result = ocr_router.ocr_document(raw_pages, images)
+    confs = [p.confidence for p in result.pages if p.confidence is not None]
+    engines = sorted({p.engine for p in result.pages})
+    yield Output(
+        result,
+        metadata={
+            "page_count": len(result.pages),
+            "engines": ", ".join(engines),
+            "mean_confidence": round(statistics.fmean(confs), 4) if confs else None,
+            "seconds": t["seconds"],
+            "pages_per_second": round(len(result.pages) / t["seconds"], 3) if t["seconds"] else None,
+            "routes": MetadataValue.json({str(p.number): f"{p.engine}: {p.route_reason}" for p in result.pages}),
+        },
+    )
+    missing = [p.number for p in result.pages if not p.text.strip() and not p.empty_reason]
+    yield check_result("ocr_pages", "text_or_reason", not missing, pages_without_text_or_reason=missing)
+    bad = [p.number for p in result.pages if p.confidence is not None and not 0.0 <= p.confidence <= 1.0]
+    yield check_result("ocr_pages", "confidence_in_range", not bad, pages_out_of_range=bad)

@@ -1,0 +1,45 @@
+"""`normalized_tables`: tables from e-invoice XML, born-digital PDF pages and office documents."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, Output, asset
+
+from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.logic.einvoice import line_items_rows
+from idp_assets.logic.tables import extract_pdf_tables
+from idp_assets.models import OcrPages, RawPages, Table, Tables
+from resources.storage import DocumentStore
+
+
+def find_tables(raw: RawPages, ocr: OcrPages, original: bytes) -> list[Table]:
+    tables: list[Table] = []
+    rows = line_items_rows(raw.embedded_invoice)
+    if rows:
+        tables.append(Table(page=1, rows=rows, source="einvoice_xml"))
+    if raw.kind == "office":
+        tables += [Table(page=1, rows=t, source="office") for t in raw.office_tables if len(t) > 1]
+    born_digital = [p.number for p in ocr.pages if p.engine == "text_layer"]
+    if raw.kind == "pdf" and born_digital:
+        tables += extract_pdf_tables(original, born_digital)
+    return tables
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    group_name=ASSET_GROUP,
+    code_version="1",
+    description="Tables as cell grids: e-invoice line items, ruled/aligned tables on born-digital pages, office tables.",
+    check_specs=[check_spec("normalized_tables", "rectangular", "every table row has the same number of cells")],
+)
+def normalized_tables(
+    context: AssetExecutionContext, raw_pages: RawPages, ocr_pages: OcrPages, document_store: DocumentStore
+):
+    original = document_store.get_original(raw_pages.document_id) if raw_pages.kind == "pdf" else b""
+    with timed() as t:
+        tables = find_tables(raw_pages, ocr_pages, original)
+    ragged = [i for i, tb in enumerate(tables) if len({len(r) for r in tb.rows}) > 1]
+    yield Output(
+        Tables(document_id=raw_pages.document_id, tables=tables),
+        metadata={"tables": len(tables), "sources": ", ".join(sorted({tb.source for tb in tables})), "seconds": t["seconds"]},
+    )
+    yield check_result("normalized_tables", "rectangular", not ragged, ragged_tables=ragged)

@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+# Each fixture module owns one real component (S3 server, Bolt server, ...).
+pytest_plugins = [
+    "tests.fixtures.bolt",
+    "tests.fixtures.s3",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = (REPO.parent / "shared" / "corpus").resolve()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "manifest.jsonl").exists():
+        pytest.fail(f"evaluation corpus not found at {CORPUS} (expected ../shared/corpus)")
+    return CORPUS
