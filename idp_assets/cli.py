@@ -70,18 +70,26 @@ def samples(out_dir: str) -> None:
 @click.argument("action", type=click.Choice(["start", "stop", "status"]))
 def graph_server(action: str) -> None:
     """Start/stop the embedded ArcadeDB Bolt server used by the default configuration."""
-    from idp_assets.settings import build_resources
+    import json
+    import os
+    from urllib.parse import urlparse
 
-    g = build_resources()["graph_store"]
+    from idp_assets.settings import LOCAL_GRAPH_PASSWORD, build_resources
     from resources import graph_server as gs
 
+    g = build_resources()["graph_store"]
     home = Path(g.server_home)
+    port = urlparse(g.uri).port or 7687
+    password = os.environ.get("IDP_GRAPH_PASSWORD") or LOCAL_GRAPH_PASSWORD
     if action == "start":
-        click.echo(g.ensure_server())
+        if not g.manage_local_server:
+            raise click.ClickException(f"{g.uri} is not a managed local server (IDP_GRAPH_URI/IDP_GRAPH_MANAGED)")
+        click.echo(gs.ensure_running(home, bolt_port=port, http_port=g.server_http_port, password=password,
+                                     database=g.database or "idp"))
     elif action == "stop":
-        gs.stop(home)
+        click.echo("stopped" if gs.stop(home) else "not running")
     else:
-        click.echo(gs.status(home) if hasattr(gs, "status") else "unknown")
+        click.echo(json.dumps(gs.status(home, bolt_port=port, password=password, database=g.database or "idp"), indent=2))
 
 
 if __name__ == "__main__":

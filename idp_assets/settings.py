@@ -70,7 +70,7 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
             uri=graph_uri,
             user=env.get("IDP_GRAPH_USER", "root"),
             password=_secret(env, "IDP_GRAPH_PASSWORD", LOCAL_GRAPH_PASSWORD if local_graph else None),
-            database=env.get("IDP_GRAPH_DATABASE") or None,
+            database=env.get("IDP_GRAPH_DATABASE") or ("idp" if local_graph else None),
             manage_local_server=local_graph and env.get("IDP_GRAPH_MANAGED", "1") != "0",
             server_home=str(data / "graph"),
         ),
