@@ -8,7 +8,6 @@ from idp_assets.documents import raw_pages, source_documents
 from idp_assets.exports import document_exports
 from idp_assets.fields import extracted_fields
 from idp_assets.ocr import ocr_pages
-from idp_assets.partitions import documents_partitions
 from idp_assets.search import embeddings, graph_nodes
 from idp_assets.settings import build_resources
 from idp_assets.suppliers import supplier_matches
@@ -32,7 +31,6 @@ ALL_ASSETS = [
 process_document_job = define_asset_job(
     PROCESS_JOB_NAME,
     selection=AssetSelection.assets(*ALL_ASSETS),
-    partitions_def=documents_partitions,
     description="Every stage for one document (partition = sha256 of its bytes).",
 )
 

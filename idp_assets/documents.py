@@ -1,6 +1,5 @@
 """`source_documents` and `raw_pages`: from stored original bytes to page records."""
 
-from __future__ import annotations
 
 import hashlib
 import io

@@ -1,6 +1,5 @@
 """`document_exports`: the JSON export per document, in the document store and the export folder."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

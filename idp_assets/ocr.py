@@ -1,6 +1,5 @@
 """`ocr_pages`: every page read by the engine the router picks (thin: the router does the work)."""
 
-from __future__ import annotations
 
 import io
 import statistics

@@ -1,6 +1,5 @@
 """`embeddings` (chunks into Chroma) and `graph_nodes` (Document/Page/Chunk/Supplier over Bolt)."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, Output, asset
 

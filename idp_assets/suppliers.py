@@ -1,6 +1,5 @@
 """`supplier_matches`: link the document to the supplier master, or say the supplier is new."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, Output, asset
 

@@ -1,6 +1,5 @@
 """`normalized_tables`: tables from e-invoice XML, born-digital PDF pages and office documents."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, Output, asset
 

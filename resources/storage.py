@@ -64,13 +64,17 @@ class DocumentStore(ConfigurableResource):
     def _s3(self):
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
+            # path-style addressing for MinIO/SeaweedFS endpoints without wildcard DNS
+            cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
             self._client = boto3.client(
                 "s3",
                 endpoint_url=self.endpoint_url,
                 region_name=self.region_name or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
                 aws_access_key_id=self.aws_access_key_id,
                 aws_secret_access_key=self.aws_secret_access_key,
+                config=cfg if self.endpoint_url else Config(retries={"max_attempts": 5, "mode": "standard"}),
             )
         return self._client
 
