@@ -4,22 +4,19 @@
 from dagster import AssetExecutionContext, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
-from idp_assets.logic.einvoice import line_items_rows
-from idp_assets.logic.tables import extract_pdf_tables
+from idp_assets.logic.tables import document_tables
 from idp_assets.models import OcrPages, RawPages, Table, Tables
 from resources.storage import DocumentStore
 
 
 def find_tables(raw: RawPages, ocr: OcrPages, original: bytes) -> list[Table]:
-    tables: list[Table] = []
-    rows = line_items_rows(raw.embedded_invoice)
-    if rows:
-        tables.append(Table(page=1, rows=rows, source="einvoice_xml"))
+    """E-invoice line items first (the printed copy of them is then skipped), PDF tables on
+    born-digital pages, office tables."""
+    born_digital = [p.number for p in ocr.pages if p.engine == "text_layer"]
+    tables = document_tables(original if raw.kind == "pdf" and born_digital else None, born_digital,
+                             raw.embedded_invoice)
     if raw.kind == "office":
         tables += [Table(page=1, rows=t, source="office") for t in raw.office_tables if len(t) > 1]
-    born_digital = [p.number for p in ocr.pages if p.engine == "text_layer"]
-    if raw.kind == "pdf" and born_digital:
-        tables += extract_pdf_tables(original, born_digital)
     return tables
 
 

@@ -156,7 +156,6 @@ def _invoice_number_candidates(lines) -> list[Candidate]:
                                               ln[: m.start()]):
                     continue  # bare 'Nr.' only after an invoice word ('HANDELSRECHNUNG (380) Nr. X')
                 rest = _after(ln, m)
-                # skip bracketed codes like 'HANDELSRECHNUNG (380) Nr. X' handled by the Nr label
                 got = _first_id(rest)
                 if got:
                     out.append(Candidate(got[0], got[1], pno, li, "label", w))
@@ -198,7 +197,7 @@ _INVOICE_CONTEXT = re.compile(r"(?i)rechnung|invoice|facture|factuur|gutschrift|
 
 
 def _dates_in(text: str, today: date) -> list:
-    return [d for d in find_dates(text, today=today)]
+    return find_dates(text, today=today)
 
 
 def _date_ok(d: date, today: date) -> bool:
@@ -288,16 +287,18 @@ _TOTAL_LABELS = _labels(
         (r"Rounded[ \t]*Total|Total[ \t]*Rounded|Total[ \t]*after[ \t]*rounding|Rounded[ \t]*Amount", 0.95),
         (r"Total[ \t]*TTC|Montant[ \t]*TTC|Net[ \t]*[àa][ \t]*payer|Total[ \t]*[àa][ \t]*payer|Total[ \t]*Facture|"
          r"Totaal[ \t]*te[ \t]*betalen|Factuur[ \t]*totaal|Te[ \t]*betalen", 0.9),
-        (r"Zahlbetrag|Zu[ \t]*zahlen", 0.7),
+        (r"Zahlbetrag|Zu[ \t]*zahlen|Gross[ \t]*(?:Amt|Amount|Total)", 0.7),
         (r"Total|Totaal|Summe|Montant|TOTAL", 0.55),
     ]
 )
 _NOT_TOTAL = re.compile(
-    r"(?i)sub[ \t-]*total|subtotaal|zwischensumme|netto|\bnet\b(?![ \t]*[àa])|\bHT\b|excl|exkl|exclusief|ohne|"
+    r"(?i)sub[ \t-]*total|subtotaal|zwischensumme|netto|\bnet\b(?![ \t]*(?:[àa]|total))|\bHT\b|excl|exkl|exclusief|ohne|"
     r"untaxed|before[ \t]*tax|total[ \t]*(?:qty|quantity|items?|pcs|discount|savings|gst|tax|vat|mwst)|"
     r"(?:gst|tax|vat)[ \t]*(?:amount|total)|rabatt|discount|positionssumme|warenwert|gesamtbeitrag|"
-    r"zuschl[äa]ge|abschl[äa]ge|ust[.-]?[ \t]*gesamt|steuer|excluding"
+    r"zuschl[äa]ge|abschl[äa]ge|ust[.-]?[ \t]*gesamt|steuer|excluding|total[ \t]*\d+(?:[.,]\d+)?[ \t]*%"
 )
+_FALLBACK_TOTAL_LABELS = _labels([(r"Sub[ \t-]*total|Subtotaal|Zwischensumme", 0.25), (r"Cash|Bar(?:zahlung)?|Paid", 0.2)])
+_CURRENCY_ONLY = re.compile(r"(?i)^[(\[]?(?:RM|MYR|EUR|USD|GBP|CHF|INR|Rs\.?|[€$£¥₹])[)\]]?:?$")
 _ROUNDING = re.compile(r"(?i)round")
 
 _NET_LABELS = _labels(
@@ -314,7 +315,8 @@ _TAX_LABELS = _labels(
         (r"Summe[ \t]*Umsatzsteuer|USt\.?[ \t]*Gesamt|Umsatzsteuer[ \t]*gesamt|Steuerbetrag|MwSt\.?[- ]?Betrag|"
          r"Total[ \t]*(?:Tax|VAT|GST)|(?:Tax|VAT|GST)[ \t]*(?:Total|Amount)|Montant[ \t]*TVA|Total[ \t]*TVA|"
          r"BTW[ \t]*bedrag", 0.85),
-        (r"(?:TVA|BTW|VAT|Tax|MwSt\.?|USt\.?|Umsatzsteuer|GST)[ \t]*@?[ \t]*\d{1,2}(?:[.,]\d{1,2})?[ \t]*%", 0.5),
+        (r"(?:TVA|BTW|VAT|Tax|MwSt\.?|USt\.?|Umsatzsteuer|GST)[ \t]*@?[ \t]*\d{1,2}(?:[.,]\d{1,2})?[ \t]*%|"
+         r"\d{1,2}(?:[.,]\d{1,2})?[ \t]*%[ \t]*(?:MwSt|USt|Umsatzsteuer|Mehrwertsteuer|VAT|TVA|BTW|GST|Tax)\.?", 0.5),
     ]
 )
 
@@ -366,11 +368,14 @@ def _amount_candidates(lines, labels, *, negative: re.Pattern | None, which: str
                     (lp, ll, _), a = last
                     out.append(Candidate(_plain(a.value), a.raw, lp, ll, "label_column", w * 0.75))
             elif k + 1 < len(lines) and lines[k + 1][0] == pno:
-                nxt = lines[k + 1][2]
+                j = k + 1
+                if _CURRENCY_ONLY.match(lines[j][2]) and j + 1 < len(lines) and lines[j + 1][0] == pno:
+                    j += 1  # 'TOTAL' / 'RM' / '85.54' (one box per line)
+                nxt = lines[j][2]
                 if not any(r.search(nxt) for r, _ in labels):
                     a = _amount_after(nxt, 0, "first")
                     if a is not None:
-                        out.append(Candidate(_plain(a.value), a.raw, pno, lines[k + 1][1], "label_next_line", w * 0.7))
+                        out.append(Candidate(_plain(a.value), a.raw, pno, lines[j][1], "label_next_line", w * 0.7))
             break  # strongest matching label per line only
     return out
 
@@ -416,6 +421,7 @@ _TITLE_LINE = re.compile(
     r"payment[ \t]+receipt|quittung|beleg|kopie|copy|original|page|seite|cash[ \t]+(?:sale|bill)|bill|"
     r"stylesheet.*|welcome.*|thank.*)[\W_]*$"
 )
+_TOTAL_WORD = re.compile(r"(?i)^(?:sub[ -]?)?total|^summe|^amount|^betrag")
 _HEADER_WORDS = re.compile(
     r"(?i)\b(?:description|quantity|qty|unit|price|amount|total|disc\.?%?|taxes|menge|preis|betrag|"
     r"artikel|bezeichnung|omschrijving|prijs|bedrag|d[ée]signation|montant|item|pos)\b"
@@ -430,14 +436,9 @@ def _clean_name(s: str) -> str:
 
 
 def _cut_after_legal_form(s: str) -> str:
-    m = None
-    for m in _LEGAL_FORM.finditer(s):
-        pass
-    if m is None:
-        return s
-    # keep up to the last legal-form token that is reached through name-like words
-    head = s[: m.end()]
-    return head
+    """'Kraxi GmbH Sitz der Gesellschaft' -> 'Kraxi GmbH' (up to the last legal-form token)."""
+    ends = [m.end() for m in _LEGAL_FORM.finditer(s)]
+    return s[: ends[-1]] if ends else s
 
 
 def _name_key(s: str) -> str:
@@ -497,7 +498,8 @@ def _supplier_candidates(lines) -> list[Candidate]:
         if lf:
             seg = next((p for p in parts if _LEGAL_FORM.search(p)), ln)
             name = _clean_name(_cut_after_legal_form(seg))
-            if _looks_like_name(name) and len(name) <= 80 and _LEGAL_FORM.sub("", name).strip(" .,&") != "":
+            if (_looks_like_name(name) and len(name) <= 80 and _LEGAL_FORM.sub("", name).strip(" .,&()") != ""
+                    and "%" not in name and not find_amounts(name) and not _TOTAL_WORD.match(name)):
                 # the legal form alone at line start ('Sdn Bhd' continuing the line above)
                 if _LEGAL_FORM.match(name) and k > 0 and lines[k - 1][0] == pno:
                     prev = _clean_name(lines[k - 1][2])
@@ -521,11 +523,11 @@ def _supplier_candidates(lines) -> list[Candidate]:
             continue
         if re.search(r"\d{4,}|@|www\.|http|\btel\b|\bfax\b", name, re.IGNORECASE):
             continue
-        if len(_HEADER_WORDS.findall(name)) >= 2:
-            continue  # a table header row
+        if len(_HEADER_WORDS.findall(name)) >= 2 or name.startswith("-"):
+            continue  # a table header row / section heading
         w = (0.35, 0.25, 0.15)[rank]
         if name.upper() == name and any(ch.isalpha() for ch in name):
-            w += 0.05  # printed in capitals: typical of a letterhead / receipt header
+            w *= 1.3  # printed in capitals: typical of a letterhead / receipt header
         elif name.lower() == name:
             w *= 0.4  # all lower case: rarely a company name (handwriting, noise)
         out.append(Candidate(name, ln, pno, li, "first_lines", w))
@@ -592,10 +594,14 @@ def _vat_candidates(lines) -> list[Candidate]:
         for m in _VAT_RX.finditer(ln):
             if _NOT_OWN_VAT.search(ln[: m.start()]):
                 continue
-            raw = m.group(1).strip()
-            # stop at a gap followed by a word (e.g. 'DE123456789 IBAN ...')
-            raw = re.split(r"[ \t]{2,}", raw)[0]
-            val = re.sub(r"[ \t]", "", raw).upper()
+            toks = m.group(1).split()
+            keep = [toks[0]]
+            for t in toks[1:]:  # 'DE 232 446 240' but not 'DE123456789 HRB Nr.'
+                if not re.fullmatch(r"[0-9][0-9A-Z]*", t) or len("".join(keep + [t])) > 14:
+                    break
+                keep.append(t)
+            raw = " ".join(keep)
+            val = raw.replace(" ", "").upper()
             val = re.match(r"[A-Z]{2}[0-9A-Z]{8,12}", val)
             if val:
                 out.append(Candidate(val.group(0), raw, pno, li, "label", 0.8))
@@ -848,6 +854,11 @@ def extract_fields(
     put("invoice_number", _invoice_number_candidates(lines), key=_tok)
     put("date", _date_candidates(lines, today))
     totals = _amount_candidates(lines, _TOTAL_LABELS, negative=_NOT_TOTAL, which="first", kind="total")
+    if not totals:
+        # receipts whose TOTAL line is unreadable: the paid cash (often exact) or a subtotal, weakly
+        for c in _amount_candidates(lines, _FALLBACK_TOTAL_LABELS, negative=None, which="first", kind="fallback"):
+            c.rule = "fallback_" + c.rule
+            totals.append(c)
     put("total", totals)
     put("net_total", _amount_candidates(lines, _NET_LABELS, negative=re.compile(r"(?i)incl|inkl|brutto|TTC"),
                                         which="first", kind="net"))
@@ -882,7 +893,6 @@ def extract_fields(
 
     if einvoice and not einvoice.get("error"):
         xml_fields = _einvoice_fields(einvoice)
-        findings_text = text
         for name, fv in xml_fields.items():
             rule_fv = fields.get(name)
             c = fv.confidence
@@ -893,7 +903,7 @@ def extract_fields(
                     else parse_amount(rule_fv.value) == parse_amount(fv.value)
                 )
                 c = min(0.995, c + 0.02) if same else c - 0.07
-            elif findings_text.strip() and name in ("invoice_number",) and not _text_contains_number(findings_text, fv.value):
+            elif text.strip() and name == "invoice_number" and not _text_contains_number(text, fv.value):
                 c -= 0.1
             fields[name] = fv.model_copy(update={"confidence": round(max(0.01, min(1.0, c)), 4)})
 

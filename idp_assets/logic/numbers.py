@@ -246,7 +246,7 @@ def _mk(y: int, m: int, d: int) -> date | None:
 
 def find_dates(text: str, day_first: bool = True, today: date | None = None) -> list[DateMatch]:
     """All dates in ``text``, in order of position (overlapping matches removed)."""
-    s = _normalise(text)
+    s = _normalise(text).replace("~", "-")  # OCR reads '-' as '~' on thermal receipts
     found: list[DateMatch] = []
     for m in _D_ISO.finditer(s):
         d = _mk(int(m.group(1)), int(m.group(3)), int(m.group(4)))
@@ -303,6 +303,14 @@ ISO_CODES = frozenset(
     "EUR USD GBP CHF MYR INR JPY CNY SGD AUD CAD NZD HKD SEK NOK DKK PLN CZK HUF RON BGN "
     "TRY ZAR BRL MXN IDR THB PHP VND KRW AED SAR RUB ILS".split()
 )
+# codes that also occur as ordinary words / syllables in (upper-case) receipt text
+_WEAK_CODES = frozenset("RON BGN TRY ZAR BRL MXN IDR THB PHP VND KRW AED SAR RUB ILS CAD AUD NOK SEK DKK HUF".split())
+
+
+def _next_to_number(s: str, start: int, end: int) -> bool:
+    return bool(re.search(r"\d[\d.,]*\s?$", s[max(0, start - 12): start]) or re.match(r"^\s?[-(]?\d", s[end: end + 4]))
+
+
 _SYMBOLS = {
     "US$": "USD", "HK$": "HKD", "S$": "SGD", "A$": "AUD", "C$": "CAD", "NZ$": "NZD", "R$": "BRL",
     "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₽": "RUB", "₺": "TRY",
@@ -347,7 +355,10 @@ def currency_counts(text: str | None) -> Counter:
         if m.group("sym"):
             c[_SYMBOLS[m.group("sym")]] += 1
         elif m.group("code"):
-            c[m.group("code")] += 1
+            code = m.group("code")
+            if code in _WEAK_CODES and not _next_to_number(s, m.start(), m.end()):
+                continue  # 'SAR', 'TRY', 'PHP'... are also words: only next to an amount
+            c[code] += 1
         elif m.group("rm"):
             c["MYR"] += 1
         elif m.group("rs"):
