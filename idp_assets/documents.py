@@ -2,13 +2,12 @@
 
 
 import hashlib
-import io
 
 from dagster import AssetExecutionContext, MaterializeResult, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, document_failure, timed
 from idp_assets.logic.einvoice import extract_einvoice
-from idp_assets.logic.pages import DocumentError, load_document, sniff_media_type
+from idp_assets.logic.pages import DocumentError, load_document, render_page_png, sniff_media_type
 from idp_assets.models import RawPages, SourceDocument
 from resources.storage import DocumentStore
 
@@ -67,17 +66,16 @@ def raw_pages(context: AssetExecutionContext, source_documents: SourceDocument, 
     data = document_store.get_original(source_documents.document_id)
     with timed() as t:
         try:
-            raw, images = load_document(source_documents.document_id, data, source_documents.media_type, dpi=PAGE_DPI)
+            raw, images = load_document(source_documents.document_id, data, source_documents.media_type, dpi=PAGE_DPI,
+                                         filename=source_documents.filename)
         except DocumentError as exc:
             raise document_failure(exc.code, str(exc), filename=source_documents.filename) from exc
     if raw.kind == "pdf":
         raw.embedded_invoice = extract_einvoice(data)
     for page, image in zip(raw.pages, images):
         if image is not None:
-            buf = io.BytesIO()
-            image.save(buf, format="PNG", compress_level=1)
             key = page_image_key(document_store, raw.document_id, page.number)
-            document_store.put(key, buf.getvalue(), "image/png")
+            document_store.put(key, render_page_png(image, compress_level=1), "image/png")
             page.image_key = key
     yield Output(
         raw,

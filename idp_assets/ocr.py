@@ -9,6 +9,7 @@ from PIL import Image
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
 from idp_assets.compute import compute_op_tags
+from idp_assets.logic.pages import page_image_loader
 from idp_assets.models import OcrPages, RawPages
 from resources.ocr.router import OcrRouter
 from resources.storage import DocumentStore
@@ -37,8 +38,11 @@ def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: O
                 images.append(im.copy())
         else:
             images.append(None)
+    # pages without a stored image (complete text layer) are rendered only if a fallback needs them
+    render = page_image_loader(document_store.get_original(raw_pages.document_id), raw_pages, dpi=ocr_router.dpi) \
+        if raw_pages.kind == "pdf" else None
     with timed() as t:
-        result = ocr_router.ocr_document(raw_pages, images)
+        result = ocr_router.ocr_document(raw_pages, images, render=render)
     confs = [p.confidence for p in result.pages if p.confidence is not None]
     engines = sorted({p.engine for p in result.pages})
     yield Output(

@@ -375,6 +375,9 @@ def _render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int
     pixels = width_pt * scale * height_pt * scale
     if pixels > max_pixels > 0:
         scale *= (max_pixels / pixels) ** 0.5
+        # pdfium rounds the bitmap size up
+        while scale > 0.01 and np.ceil(width_pt * scale) * np.ceil(height_pt * scale) > max_pixels:
+            scale *= 0.995
     return scale
 
 
@@ -499,7 +502,7 @@ def normalize_image_mode(image: Image.Image) -> Image.Image:
 
 
 def estimate_text_height(gray: Image.Image) -> float | None:
-    """Median height (px) of character-sized dark connected components; None without text."""
+    """Ink-weighted median height (px) of character-sized dark connected components; None without text."""
     import cv2
 
     arr = np.asarray(gray if gray.mode == "L" else gray.convert("L"))
@@ -515,10 +518,16 @@ def estimate_text_height(gray: Image.Image) -> float | None:
     h = stats[1:, cv2.CC_STAT_HEIGHT]
     w = stats[1:, cv2.CC_STAT_WIDTH]
     area = stats[1:, cv2.CC_STAT_AREA]
-    keep = (h >= 4) & (h <= arr.shape[0] / 10) & (w <= 3 * h) & (area >= 8)
+    # character-like: not specks, not rulings / borders / photos, some ink in the box
+    keep = (h >= 4) & (h <= arr.shape[0] / 10) & (w <= 3 * h) & (area >= 8) & (area >= 0.1 * w * h)
     if keep.sum() < 10:
         return None
-    return float(np.median(h[keep])) * factor
+    # ink-weighted median: many tiny noise specks must not outvote the glyphs
+    heights, weights = h[keep].astype(np.float64), area[keep].astype(np.float64)
+    order = np.argsort(heights)
+    cumulative = np.cumsum(weights[order])
+    median = heights[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(median) * factor
 
 
 # median height of lower/upper-case glyphs of ~10 pt body text, in inches;

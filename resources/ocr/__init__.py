@@ -1,0 +1,34 @@
+"""OCR engines (registry keyed by name) and the page router resource."""
+
+from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine
+from resources.ocr.registry import (
+    UnknownEngineError,
+    engine_class,
+    get_engine,
+    known_engines,
+    register_engine,
+    unregister_engine,
+)
+
+__all__ = [
+    "EngineError",
+    "EngineOptions",
+    "EngineOutput",
+    "OcrEngine",
+    "UnknownEngineError",
+    "engine_class",
+    "get_engine",
+    "known_engines",
+    "register_engine",
+    "unregister_engine",
+    "OcrRouter",
+    "route_page",
+]
+
+
+def __getattr__(name):  # the router imports dagster: load it only when asked for
+    if name in ("OcrRouter", "route_page"):
+        from resources.ocr import router
+
+        return getattr(router, name)
+    raise AttributeError(name)
