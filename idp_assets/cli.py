@@ -22,10 +22,15 @@ def main() -> None:
 @click.option("--data-dir", default=None, help="embedded data folder (store, Chroma, graph, suppliers); default $IDP_DATA_DIR or ./.idp")
 def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None) -> None:
     """Run every asset in-process for the given files/folders; write one JSON per document."""
+    import os
+
+    from idp_assets.exports import ExportTarget
     from idp_assets.runner import process_paths
     from idp_assets.settings import build_resources
 
     resources = build_resources(data_dir=data_dir)
+    if not os.environ.get("IDP_EXPORT_DIR"):  # the exports of this command are the --out folder
+        resources["export_target"] = ExportTarget(out_dir=str(Path(resources["document_store"].root).parent / "exports"))
     outcomes = process_paths(list(paths), Path(out_dir), resources)
     failed = [o for o in outcomes if o.status == "failed"]
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - len(failed)} processed, {len(failed)} failed -> {out_dir}/index.jsonl",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from idp_assets.documents import raw_pages, source_documents
 from idp_assets.exports import document_exports
@@ -32,6 +32,9 @@ process_document_job = define_asset_job(
     PROCESS_JOB_NAME,
     selection=AssetSelection.assets(*ALL_ASSETS),
     description="Every stage for one document (partition = sha256 of its bytes).",
+    # one document's stages form a chain: running them in the run's own process avoids a
+    # Python start-up (and model load) per step; pools still bound OCR steps across runs.
+    executor_def=in_process_executor,
 )
 
 defs = Definitions(
