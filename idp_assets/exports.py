@@ -1,4 +1,5 @@
-"""`document_exports`: the JSON export per document, in the document store and the export folder."""
+"""`document_exports`: the JSON export per document plus CSV (header fields, line items) and
+a UN/CEFACT CII XML invoice, in the document store and the export folder."""
 
 
 import json
@@ -8,13 +9,17 @@ from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue, 
 from pydantic import Field
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec
-from idp_assets.logic.export import build_export, safe_stem
+from idp_assets.logic.export import build_export, export_files, safe_stem
 from idp_assets.models import DocumentExport, ExtractedFields, OcrPages, SourceDocument, SupplierMatch, Tables
 from resources.storage import DocumentStore
+
+_MEDIA = {"csv": "text/csv; charset=utf-8", "xml": "application/xml"}
 
 
 class ExportTarget(ConfigurableResource):
     out_dir: str = Field(default="./exports", description="folder where `<stem>-<hash8>.json` exports are written")
+    csv_delimiter: str = Field(default=",", description="CSV delimiter; ';' (with decimal_comma) for German Excel")
+    decimal_comma: bool = Field(default=False, description="write CSV amounts with a decimal comma")
 
     def write(self, filename: str, document_id: str, record: dict) -> str:
         out = Path(self.out_dir)
@@ -23,14 +28,25 @@ class ExportTarget(ConfigurableResource):
         path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
         return str(path.resolve())
 
+    def write_extra(self, filename: str, document_id: str, suffix: str, body: bytes) -> str:
+        out = Path(self.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{safe_stem(filename)}-{document_id[:8]}.{suffix}"
+        path.write_bytes(body)
+        return str(path.resolve())
+
 
 @asset(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
-    code_version="1",
+    code_version="2",
     deps=["graph_nodes"],  # the export is written once the document is searchable
-    description="JSON export (document, pages, text, fields, tables, supplier match, validation, errors).",
-    check_specs=[check_spec("document_exports", "has_text_or_error", "the export has text or says why not")],
+    description="JSON export (document, pages, text, fields, tables, supplier match, validation, errors), "
+    "CSV of header fields and line items, UN/CEFACT CII XML.",
+    check_specs=[
+        check_spec("document_exports", "has_text_or_error", "the export has text or says why not"),
+        check_spec("document_exports", "cii_well_formed", "the CII XML export parses back to the same invoice fields"),
+    ],
 )
 def document_exports(
     context: AssetExecutionContext,
@@ -42,20 +58,39 @@ def document_exports(
     document_store: DocumentStore,
     export_target: ExportTarget,
 ):
+    from idp_assets.logic.einvoice import EInvoiceError, parse_cii
+
+    doc_id = source_documents.document_id
     record = build_export(source_documents, ocr_pages, normalized_tables, extracted_fields, supplier_matches)
     body = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8")
-    store_uri = document_store.put(document_store.artifact_key(source_documents.document_id, "export.json"), body,
-                                   "application/json")
-    local = export_target.write(source_documents.filename, source_documents.document_id, record)
-    result = DocumentExport(document_id=source_documents.document_id, json_uri=store_uri, status=record["status"])
+    store_uri = document_store.put(document_store.artifact_key(doc_id, "export.json"), body, "application/json")
+    local = export_target.write(source_documents.filename, doc_id, record)
+    extra = export_files(record, csv_delimiter=export_target.csv_delimiter, decimal_comma=export_target.decimal_comma)
+    paths = {}
+    for suffix, data in extra.items():
+        document_store.put(document_store.artifact_key(doc_id, f"export.{suffix}"), data, _MEDIA[suffix.rsplit(".", 1)[1]])
+        paths[suffix] = MetadataValue.path(export_target.write_extra(source_documents.filename, doc_id, suffix, data))
+    result = DocumentExport(document_id=doc_id, json_uri=store_uri, status=record["status"])
     yield Output(
         result,
         metadata={
             "status": record["status"],
             "store_uri": store_uri,
             "path": MetadataValue.path(local),
+            **{f"path_{k.replace('.', '_')}": v for k, v in paths.items()},
             "fields": MetadataValue.json({k: v["value"] for k, v in record["fields"].items()}),
             "tables": len(record["tables"]),
         },
     )
     yield check_result("document_exports", "has_text_or_error", bool(record["text"].strip() or record["errors"]))
+    problem = None
+    if "cii.xml" in extra:
+        try:
+            back = parse_cii(extra["cii.xml"])
+            f = record["fields"]
+            for name, key in (("invoice_number", "invoice_number"), ("currency", "currency")):
+                if f.get(name, {}).get("value") and back.get(key) != f[name]["value"]:
+                    problem = f"{name}: {f[name]['value']!r} exported as {back.get(key)!r}"
+        except EInvoiceError as e:
+            problem = str(e)
+    yield check_result("document_exports", "cii_well_formed", problem is None, problem=problem or "")

@@ -4,7 +4,7 @@
 from dagster import AssetExecutionContext, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
-from idp_assets.logic.tables import document_tables
+from idp_assets.logic.tables import document_tables, normalize_table
 from idp_assets.models import OcrPages, RawPages, Table, Tables
 from resources.storage import DocumentStore
 
@@ -17,15 +17,19 @@ def find_tables(raw: RawPages, ocr: OcrPages, original: bytes) -> list[Table]:
                              raw.embedded_invoice)
     if raw.kind == "office":
         tables += [Table(page=1, rows=t, source="office") for t in raw.office_tables if len(t) > 1]
-    return tables
+    return [normalize_table(t) for t in tables]
 
 
 @asset(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
-    code_version="1",
-    description="Tables as cell grids: e-invoice line items, ruled/aligned tables on born-digital pages, office tables.",
-    check_specs=[check_spec("normalized_tables", "rectangular", "every table row has the same number of cells")],
+    code_version="2",
+    description="Tables as cell grids (ruled cells refined by word positions, text alignment, e-invoice line items, "
+    "office tables) with typed cells, header rows and invoice line items.",
+    check_specs=[
+        check_spec("normalized_tables", "rectangular", "every table row has the same number of cells"),
+        check_spec("normalized_tables", "line_item_confidence_in_range", "every line-item confidence is in [0, 1]"),
+    ],
 )
 def normalized_tables(
     context: AssetExecutionContext, raw_pages: RawPages, ocr_pages: OcrPages, document_store: DocumentStore
@@ -36,6 +40,11 @@ def normalized_tables(
     ragged = [i for i, tb in enumerate(tables) if len({len(r) for r in tb.rows}) > 1]
     yield Output(
         Tables(document_id=raw_pages.document_id, tables=tables),
-        metadata={"tables": len(tables), "sources": ", ".join(sorted({tb.source for tb in tables})), "seconds": t["seconds"]},
+        metadata={"tables": len(tables), "sources": ", ".join(sorted({tb.source for tb in tables})),
+                  "line_items": sum(len(tb.line_items) for tb in tables), "seconds": t["seconds"]},
     )
     yield check_result("normalized_tables", "rectangular", not ragged, ragged_tables=ragged)
+    bad = [(i, li.row) for i, tb in enumerate(tables) for li in tb.line_items
+           for v in (li.description, li.quantity, li.unit, li.unit_price, li.line_total, li.tax_rate)
+           if v is not None and not 0.0 <= v.confidence <= 1.0]
+    yield check_result("normalized_tables", "line_item_confidence_in_range", not bad, bad_cells=bad[:20])

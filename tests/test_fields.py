@@ -7,6 +7,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from idp_assets.logic.einvoice import extract_einvoice
 from idp_assets.logic.fields import FieldExtraction, extract_fields, iban_is_valid, validate_fields
 from idp_assets.models import FieldValue, OcrWord
@@ -246,6 +248,14 @@ def test_einvoices_xml_fields_and_cross_check(corpus):
     # weclapp prints 963,12 while its XML says 963.11: the cross-check must flag it
     weclapp = {f["rule"]: f["ok"] for f in results["einvoice-mustangbeispiel20221026"].validation}
     assert weclapp["einvoice_total_in_text"] is False
+    assert weclapp["einvoice_matches_print:total"] is False
+    assert weclapp["einvoice_matches_print:supplier_name"] is True
+    # per-field cross-check: only the two samples whose print really differs from the XML
+    # (see the manifest notes) have a failing field; rule misreadings elsewhere are not findings
+    flagged = {doc for doc, fx in results.items()
+               if any(f["rule"].startswith("einvoice_matches_print:") and not f["ok"] for f in fx.validation)}
+    assert flagged == {"einvoice-mustangbeispiel20221026",
+                       "einvoice-zugferd-1p0-comfort-haftpflichtversicherung-versicherungssteuer"}, flagged
     assert weclapp["einvoice_invoice_number_in_text"] is True
     # the insurance sample prints only the policy number, not the XML document ID
     ins = results["einvoice-zugferd-1p0-comfort-haftpflichtversicherung-versicherungssteuer"]
@@ -263,16 +273,34 @@ def test_einvoices_rules_only_on_text_layer(corpus):
 
 
 def test_invoices_pdf_text_layer_accuracy(corpus):
+    from idp_assets.logic.tables import pdf_layout_text
+
     score = _score_module(corpus)
     acc = _accuracy(score, _docs(corpus, "invoices_pdf"),
-                    lambda d: extract_fields(_pdf_pages(corpus / d["file"]), today=TODAY))
+                    lambda d: extract_fields(_pdf_pages(corpus / d["file"]), today=TODAY,
+                                             layout_text_by_page=pdf_layout_text((corpus / d["file"]).read_bytes())))
     print("invoices_pdf accuracy", acc)
-    # measured when written: supplier 4/7, invoice_number 6/7, date 7/7, total 7/7, currency 7/7
-    # (misses: template issuer names, a supplier printed only as an image, a scrambled text layer)
+    # measured when written: supplier 4/7, invoice_number 7/7, date 7/7, total 7/7, currency 7/7
+    # (misses: template issuer names and a supplier printed only as an image; the scrambled
+    # text layer of qualityhosting is read through the layout lines)
     assert acc["date"] >= 0.85 and acc["total"] >= 0.85 and acc["currency"] >= 0.85, acc
-    assert acc["invoice_number"] >= 0.7, acc
+    assert acc["invoice_number"] == 1.0, acc
     assert acc["supplier_name"] >= 0.5, acc
-    assert sum(acc.values()) / len(acc) >= 0.8, acc
+    assert sum(acc.values()) / len(acc) >= 0.9, acc
+
+
+def test_layout_lines_only_fill_missing_fields():
+    stream = "Rechnungsdatum\n30064443 Kundennr.\n7. Mai 2014\n47774\nRechnungsnr.\nSumme EUR 34,73"
+    layout = "Rechnungsnr. 30064443 Kundennr. 47774\nRechnungsdatum 7. Mai 2014\nRechnungsnr. 99999999"
+    plain = extract_fields([stream], today=TODAY)
+    assert "invoice_number" not in plain.fields
+    fx = extract_fields([stream], today=TODAY, layout_text_by_page=[layout])
+    inv = fx.fields["invoice_number"]
+    assert inv.value == "30064443" and inv.source.startswith("rules:layout_")
+    assert fx.fields["date"].value == plain.fields["date"].value == "2014-05-07"
+    assert fx.fields["date"].source == plain.fields["date"].source  # found in the stream: not replaced
+    direct = extract_fields(["Rechnungsnr. 30064443 Kundennr. 47774"], today=TODAY)
+    assert inv.confidence < direct.fields["invoice_number"].confidence
 
 
 def test_receipts_rules_on_ground_truth_transcripts(corpus):
@@ -282,3 +310,83 @@ def test_receipts_rules_on_ground_truth_transcripts(corpus):
     print("receipts (gt transcripts) accuracy", acc)
     assert acc["date"] >= 0.9 and acc["total"] >= 0.8 and acc["currency"] >= 0.9, acc
     assert acc["supplier_name"] >= 0.85, acc
+
+
+# --------------------------------------------------------------------------- optional LLM (LiteLLM, mocked)
+
+
+def _router(tmp_path, answer: str | None, monkeypatch):
+    from resources.llm import LlmRouter
+
+    monkeypatch.setenv("IDP_TEST_LLM_KEY", "sk-test-not-used")
+    params = {"model": "openai/gpt-4o-mini", "api_key": "os.environ/IDP_TEST_LLM_KEY"}
+    if answer is not None:
+        params["mock_response"] = answer
+    cfg = tmp_path / "llm.json"
+    cfg.write_text(json.dumps({"model_list": [{"model_name": "idp-fields", "litellm_params": params}],
+                               "router_settings": {"num_retries": 0}}))
+    return LlmRouter(enabled=True, config_path=str(cfg))
+
+
+def test_llm_answer_parsing_and_merge():
+    from idp_assets.logic.llm_fields import merge_llm_fields, parse_llm_fields
+
+    got = parse_llm_fields('Sure: {"total": "1.234,50 EUR", "date": "26.10.2022", "currency": "eur", '
+                           '"iban": "DE89 3704 0044 0532 0130 00", "invoice_number": null, "buyer_name": "  A  B "}')
+    assert got == {"total": "1234.50", "date": "2022-10-26", "currency": "EUR", "iban": "DE89370400440532013000",
+                   "buyer_name": "A B"}
+    assert parse_llm_fields("no json") == {} and parse_llm_fields("[1, 2]") == {}
+    text = "Rechnung RE-9 vom 26.10.2022\nIBAN DE89 3704 0044 0532 0130 00\nSumme 1.234,50 EUR"
+    rules = {"total": FieldValue(value="1234.50", confidence=0.8, source="rules:label"),
+             "date": FieldValue(value="2022-10-25", confidence=0.7, source="rules:label")}
+    merged, findings = merge_llm_fields(rules, got, text)
+    assert merged["total"].confidence > 0.8 and merged["total"].source == "rules:label"  # agreement
+    assert merged["date"].value == "2022-10-25" and merged["date"].confidence < 0.7  # rules stay first
+    assert [f["rule"] for f in findings] == ["llm_agrees:date"] and not findings[0]["ok"]
+    assert merged["iban"].source == "llm:idp-fields"
+    # grounded and valid beats not printed
+    assert merged["iban"].confidence > merged["buyer_name"].confidence > 0
+
+
+def test_llm_router_task_alias_with_mock_response(tmp_path, monkeypatch):
+    import logging
+    from types import SimpleNamespace
+
+    from idp_assets.fields import _with_llm
+    from idp_assets.logic.llm_fields import FIELDS_SCHEMA, extract_with_llm
+    from resources.llm import LlmRouter
+
+    answer = json.dumps({"supplier_name": "ACME GmbH", "invoice_number": "RE-9", "total": "119,00",
+                         "currency": "EUR", "vat_id": "DE123456789"})
+    router = _router(tmp_path, answer, monkeypatch)
+    assert router.tasks() == ["idp-fields"]
+    assert extract_with_llm(router.complete_json, "ACME GmbH Rechnung RE-9 Summe 119,00 EUR")["total"] == "119.00"
+    assert FIELDS_SCHEMA["required"]
+    with pytest.raises(KeyError):
+        router.complete_json("idp-unknown", [{"role": "user", "content": "x"}], FIELDS_SCHEMA)
+    with pytest.raises(RuntimeError):
+        LlmRouter().complete_json("idp-fields", [], FIELDS_SCHEMA)  # disabled by default
+
+    ctx = SimpleNamespace(log=logging.getLogger("test"))
+    text = "ACME GmbH\nRechnung RE-9\nUSt-IdNr. DE123456789\nSumme 119,00 EUR"
+    fx = extract_fields([text], today=TODAY)
+    fields, validation = _with_llm(ctx, router, text, dict(fx.fields), list(fx.validation), None)
+    assert fields["vat_id"].value == "DE123456789"
+    assert fields["invoice_number"].source.startswith("rules:")
+    assert any(v["rule"] == "vat_id_format" and v["ok"] for v in validation)
+    # a provider that answers garbage or fails: the rules' result stays, plus a finding
+    broken = _router(tmp_path, None, monkeypatch).model_copy(update={"timeout_s": 0.01, "config_path": "/nonexistent"})
+    fields2, validation2 = _with_llm(ctx, broken, text, dict(fx.fields), list(fx.validation), None)
+    assert fields2 == dict(fx.fields) and validation2[-1]["rule"] == "llm_call" and not validation2[-1]["ok"]
+
+
+def test_labelled_date_with_one_ocr_digit_confusion_is_repaired():
+    fx = extract_fields(["KEDAI ABC SDN BHD\nDate: 45/07/2017 12:07\nTOTAL 12.30"], today=TODAY)
+    assert fx.fields["date"].value == "2017-07-15" and fx.fields["date"].source == "rules:label_ocr_repair"
+    clean = extract_fields(["KEDAI ABC SDN BHD\nDate: 15/07/2017 12:07\nTOTAL 12.30"], today=TODAY)
+    assert fx.fields["date"].confidence < clean.fields["date"].confidence
+    assert extract_fields(["Doc No.: 12 Date: 30/64/2018"], today=TODAY).fields["date"].value == "2018-04-30"
+    assert extract_fields(["Date: 48/07/2017"], today=TODAY).fields["date"].value == "2017-07-18"  # 8->0: no date
+    # no single repair makes a valid date (day and month both broken; two readings): nothing invented
+    assert "date" not in extract_fields(["Date: 99/99/2018"], today=TODAY).fields
+    assert "date" not in extract_fields(["Date: 56/07/2017"], today=TODAY).fields  # 5->6 and 6->0 both fail

@@ -71,3 +71,22 @@ def safe_stem(filename: str, max_len: int = 120) -> str:
     stem = unicodedata.normalize("NFKC", stem)
     stem = re.sub(r"[^\w.\-]+", "_", stem).strip("._") or "document"
     return stem[:max_len]
+
+
+def export_files(record: dict, *, csv_delimiter: str = ",", decimal_comma: bool = False) -> dict[str, bytes]:
+    """The secondary export files of a record, by suffix: ``fields.csv`` (header fields),
+    ``lines.csv`` (line items) and ``cii.xml`` (UN/CEFACT CII invoice; only for records
+    with invoice fields).  Failed records give none."""
+    from .cii_export import cii_bytes
+    from .csv_export import fields_csv, line_items_csv
+
+    if record.get("status") == "failed":
+        return {}
+    out = {
+        "fields.csv": fields_csv(record, delimiter=csv_delimiter, decimal_comma=decimal_comma),
+        "lines.csv": line_items_csv(record, delimiter=csv_delimiter, decimal_comma=decimal_comma),
+    }
+    fields = record.get("fields") or {}
+    if any(k in fields for k in ("invoice_number", "total")):
+        out["cii.xml"] = cii_bytes(record)
+    return out

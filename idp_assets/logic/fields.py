@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -41,6 +41,7 @@ from .numbers import (
     find_dates,
     parse_amount,
 )
+from .validation import check_currency, check_einvoice_vs_print, check_tax_rate, check_vat_id, country_of
 
 __all__ = [
     "CORE_FIELDS",
@@ -54,6 +55,8 @@ CORE_FIELDS = ("supplier_name", "invoice_number", "date", "total", "currency")
 
 # confidence assumed for a born-digital text layer when no OCR confidence is known
 TEXT_LAYER_CONFIDENCE = 0.97
+LAYOUT_FALLBACK_WEIGHT = 0.85  # support of a value read only from re-ordered layout lines
+LAYOUT_FALLBACK_FIELDS = ("invoice_number", "date", "due_date", "iban", "vat_id")
 
 
 class FieldExtraction(NamedTuple):
@@ -204,6 +207,43 @@ def _date_ok(d: date, today: date) -> bool:
     return date(1980, 1, 1) <= d <= today
 
 
+# digits OCR commonly mistakes for the right one on receipts (read -> possibly meant)
+_DIGIT_CONFUSIONS = {"4": "1", "6": "0", "8": "0", "7": "1", "9": "0", "5": "6"}
+_BROKEN_DATE = re.compile(r"^[\s:.\-]*(\d{1,2})[ \t]*([/.\-])[ \t]*(\d{1,2})[ \t]*\2[ \t]*((?:19|20)\d{2}|\d{2})(?!\d)")
+OCR_REPAIR_WEIGHT = 0.6
+
+
+def _repair_date(rest: str, today: date) -> tuple[date, str] | None:
+    """A labelled day-first date whose day or month is impossible (``45/07/2017``,
+    ``30/64/2018``) read again with one common OCR digit confusion undone; only when
+    exactly one reading is a valid date not in the future."""
+    m = _BROKEN_DATE.match(rest)
+    if not m:
+        return None
+    dd, mm, yy = m.group(1), m.group(3), m.group(4)
+    year = int(yy) if len(yy) == 4 else 2000 + int(yy)
+    if 1 <= int(dd) <= 31 and 1 <= int(mm) <= 12:
+        return None  # not broken (the date parser rejected it for another reason)
+    found = set()
+    for part in ("d", "m"):
+        s = dd if part == "d" else mm
+        for i, ch in enumerate(s):
+            alt = _DIGIT_CONFUSIONS.get(ch)
+            if alt is None:
+                continue
+            fixed = s[:i] + alt + s[i + 1:]
+            d_, m_ = (fixed, mm) if part == "d" else (dd, fixed)
+            try:
+                value = date(year, int(m_), int(d_))
+            except ValueError:
+                continue
+            if value <= today:
+                found.add(value)
+    if len(found) != 1:
+        return None
+    return found.pop(), m.group(0).strip(" :.-")
+
+
 def _date_candidates(lines, today: date) -> list[Candidate]:
     out: list[Candidate] = []
     for k, (pno, li, ln) in enumerate(lines):
@@ -221,6 +261,11 @@ def _date_candidates(lines, today: date) -> list[Candidate]:
                     d = ds[0]
                     out.append(Candidate(d.value.isoformat(), d.raw, pno, li, "label", w, _date_ok(d.value, today)))
                     labelled_spans.append(m.end() + d.start)
+                    continue
+                fixed = _repair_date(rest, today)
+                if fixed is not None:
+                    out.append(Candidate(fixed[0].isoformat(), fixed[1], pno, li, "label_ocr_repair", w * OCR_REPAIR_WEIGHT,
+                                         _date_ok(fixed[0], today)))
                     continue
                 if rest.strip(" :") == "":
                     for off, f in ((1, 0.8), (2, 0.55)):
@@ -749,6 +794,21 @@ def _text_contains_amount(text: str, amount: str) -> bool:
     return False
 
 
+def _printed_in(name: str, value: str | None, text: str) -> bool | None:
+    """Whether an e-invoice value is printed on the page in any usual form (``None``: the
+    field cannot be checked against text, e.g. a currency the page never names)."""
+    if not value:
+        return None
+    if name in ("total", "net_total", "tax_total"):
+        return _text_contains_amount(text, value)
+    if name in ("date", "due_date"):
+        return any(d.value.isoformat() == value for d in find_dates(text))
+    if name == "currency":
+        counts = currency_counts(text)
+        return (value in counts) if counts else None
+    return _text_contains_number(text, value)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -789,6 +849,17 @@ def validate_fields(
             f"net {vals['net_total']} + tax {vals['tax_total']} = {vals['net_total'] + vals['tax_total']} "
             f"{'matches' if ok else 'does not match'} total {vals['total']}")
 
+    vat = fields.get("vat_id")
+    iban_fv = fields.get("iban")
+    for finding in (
+        check_tax_rate(vals.get("net_total"), vals.get("tax_total"),
+                       country_of(vat.value if vat else None, iban_fv.value if iban_fv else None)),
+        check_vat_id(vat.value if vat else None),
+        check_currency(fields["currency"].value if fields.get("currency") else None),
+    ):
+        if finding:
+            out.append(finding)
+
     iban = fields.get("iban")
     if iban is not None and iban.value:
         ok = iban_is_valid(iban.value)
@@ -826,6 +897,7 @@ def extract_fields(
     page_confidences: Sequence[float | None] | None = None,
     *,
     today: date | None = None,
+    layout_text_by_page: Sequence[str | None] | Callable[[], Sequence[str | None]] | None = None,
 ) -> FieldExtraction:
     """Header fields of one document.
 
@@ -834,6 +906,11 @@ def extract_fields(
     ``einvoice`` - the result of :func:`idp_assets.logic.einvoice.extract_einvoice`;
     its values win (source ``"einvoice_xml"``), rules fill what the XML lacks.
     ``page_confidences`` - OCR confidence of each page (``None`` = unknown), optional.
+    ``layout_text_by_page`` - the same pages with words re-ordered into visual lines
+    (label and value side by side, e.g. from pdfplumber's word positions); used only for
+    fields the primary text does not yield (source ``rules:layout_<rule>``, its support
+    weighed down by ``LAYOUT_FALLBACK_WEIGHT``).  May be a callable, called only when one
+    of ``LAYOUT_FALLBACK_FIELDS`` is missing (the layout pass costs a PDF re-read).
 
     Returns ``FieldExtraction(fields, validation)``: fields for supplier_name,
     invoice_number, date (ISO), total (plain decimal), currency (ISO 4217) and, when
@@ -868,6 +945,28 @@ def extract_fields(
     put("vat_id", _vat_candidates(lines))
     put("due_date", _due_date_candidates(lines, today))
 
+    if callable(layout_text_by_page) and any(n not in fields for n in LAYOUT_FALLBACK_FIELDS):
+        layout_text_by_page = layout_text_by_page()  # computed only when a field is missing
+    if layout_text_by_page and not callable(layout_text_by_page):
+        # born-digital text layers can list a label and its value far apart (text-stream
+        # order); the visual line order puts them side by side again
+        llines = _lines([p or "" for p in layout_text_by_page])
+        fallbacks = {
+            "invoice_number": (lambda: _invoice_number_candidates(llines), _tok),
+            "date": (lambda: _date_candidates(llines, today), lambda v: v),
+            "due_date": (lambda: _due_date_candidates(llines, today), lambda v: v),
+            "iban": (lambda: _iban_candidates(llines), lambda v: v),
+            "vat_id": (lambda: _vat_candidates(llines), lambda v: v),
+        }
+        for name, (make, key) in fallbacks.items():
+            if name in fields:
+                continue
+            cands = make()
+            for c in cands:
+                c.rule = "layout_" + c.rule
+                c.strength *= LAYOUT_FALLBACK_WEIGHT
+            put(name, cands, key=key)
+
     # currency: codes/symbols over the whole text, plus the currency attached to the total
     text = "\n".join(pages)
     counts = currency_counts(text)
@@ -891,21 +990,27 @@ def extract_fields(
         fields["currency"] = FieldValue(value=best, confidence=round(max(0.01, min(0.99, c)), 4),
                                         source="rules:currency_marker", page=page, raw=raw[:80])
 
+    cross: list[dict] = []
     if einvoice and not einvoice.get("error"):
         xml_fields = _einvoice_fields(einvoice)
         for name, fv in xml_fields.items():
             rule_fv = fields.get(name)
             c = fv.confidence
+            same = None
             if rule_fv is not None and rule_fv.value is not None:
                 same = (
                     _tok(rule_fv.value) == _tok(fv.value)
                     if name not in ("total", "net_total", "tax_total")
                     else parse_amount(rule_fv.value) == parse_amount(fv.value)
                 )
-                c = min(0.995, c + 0.02) if same else c - 0.07
-            elif text.strip() and name == "invoice_number" and not _text_contains_number(text, fv.value):
-                c -= 0.1
+            printed = bool(same) or (_printed_in(name, fv.value, text) if text.strip() else None)
+            if same:
+                c = min(0.995, c + 0.02)
+            elif printed is False:
+                c -= 0.07 if rule_fv is not None and rule_fv.value is not None else (0.1 if name == "invoice_number" else 0.0)
+            if printed is not None and fv.value is not None:
+                cross.append(check_einvoice_vs_print(name, fv.value, rule_fv.value if rule_fv else None, printed))
             fields[name] = fv.model_copy(update={"confidence": round(max(0.01, min(1.0, c)), 4)})
 
-    validation = validate_fields(fields, einvoice=einvoice, text=text, today=today)
+    validation = validate_fields(fields, einvoice=einvoice, text=text, today=today) + cross
     return FieldExtraction(fields, validation)
