@@ -1,0 +1,332 @@
+"""Supplier master (SQLite and PostgreSQL, same tests) and supplier matching."""
+
+import json
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from idp_assets.bench_suppliers import LEFT_OUT, corpus_suppliers, distractors, to_csv
+from idp_assets.bench_suppliers import test_master as build_test_master
+from idp_assets.logic.suppliers import (
+    Supplier, Thresholds, build_evidence, decide_evidence, find_identifiers, gln_valid, make_llm_adjudicator,
+    normalize_name, vat_valid,
+)
+from idp_assets.suppliers import match_supplier
+from resources.migrations import migrations
+from resources.suppliers_db import SupplierMaster
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_available() -> bool:
+    try:
+        psycopg2.connect(PG_DSN, connect_timeout=3).close()
+        return True
+    except psycopg2.Error:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def master(request, tmp_path):
+    if request.param == "sqlite":
+        yield SupplierMaster(path=str(tmp_path / "m.sqlite"))
+        return
+    if not _pg_available():
+        pytest.fail("PostgreSQL at 127.0.0.1:5432 (db test) is required for the postgres back end")
+    schema = "t_sup_" + uuid.uuid4().hex[:10]
+    m = SupplierMaster(dsn=PG_DSN, pg_schema=schema)
+    try:
+        yield m
+    finally:
+        m.backend().drop_schema()
+        con = psycopg2.connect(PG_DSN)
+        with con.cursor() as cur:
+            cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name=%s", (schema,))
+            assert cur.fetchone() is None
+        con.close()
+
+
+CSV1 = (
+    "supplier_id,name,vat_id,tax_number,iban,street,postal_code,city,country,aliases\n"
+    "S1,Muster Bürobedarf GmbH,DE 123 456 789,201/113/40209,DE89 3704 0044 0532 0130 00,Hauptstr. 1,10115,Berlin,DE,Muster|MBB\n"
+    ",no id,,,,,,,,\n"
+    "S2,Muster Bürotechnik GmbH,,,,Hauptstr. 3,10115,Berlin,DE,\n"
+    "S3,Kaputt AG,DE12,,,,,,,\n"
+    "S4,Falsche Bank KG,,,DE89 3704 0044 0532 0130 01,,,,,\n"
+)
+
+
+def test_import_reports_bad_rows_with_lines_and_upserts(master):
+    rep = master.import_csv(CSV1)
+    assert rep["imported"] == 2
+    assert [b["line"] for b in rep["skipped"]] == [3, 5, 6]
+    assert "required" in rep["skipped"][0]["error"] and "VAT" in rep["skipped"][1]["error"]
+    assert "IBAN" in rep["skipped"][2]["error"]
+    v1 = master.version()
+    assert rep["version"] == v1 and master.count() == 2
+    rep2 = master.import_csv("supplier_id,name,city\nS2,Muster Bürotechnik Berlin GmbH,Berlin\n")
+    assert rep2["imported"] == 1 and master.version() != v1 and master.count() == 2
+    hits = master.by_identifiers({"DE123456789"}, set())
+    assert [(s.supplier_id, how) for s, how in hits] == [("S1", "vat_id")]
+    assert hits[0][0].aliases == ["Muster", "MBB"]
+    assert [s.supplier_id for s, _ in master.by_identifiers(tax_numbers={"20111340209"})] == ["S1"]
+    out = master.export_csv().splitlines()
+    assert out[0].startswith("supplier_id,name,vat_id") and any("Muster Bürotechnik Berlin GmbH" in ln for ln in out)
+
+
+def test_import_is_one_transaction(master, monkeypatch):
+    master.import_csv(CSV1)
+    v1, before = master.version(), master.export_csv()
+    b = master.backend()
+    cls = type(b)
+    orig = cls.upsert
+
+    def failing_upsert(self, rows):
+        rows = rows + [dict(rows[0], supplier_id=None)]  # NOT NULL violation after the good rows
+        return orig(self, rows)
+
+    monkeypatch.setattr(cls, "upsert", failing_upsert)
+    with pytest.raises(Exception):
+        master.import_csv("supplier_id,name\nS9,Neu GmbH\n")
+    monkeypatch.undo()
+    assert master.export_csv() == before and master.version() == v1
+
+
+def test_same_content_same_version_on_both_back_ends(master, tmp_path):
+    master.import_csv(CSV1)
+    other = SupplierMaster(path=str(tmp_path / "other.sqlite"))
+    other.import_csv(master.export_csv())
+    assert other.version() == master.version()
+
+
+def test_bad_header_is_an_error(master):
+    with pytest.raises(ValueError, match="required columns"):
+        master.import_csv("id,title\n1,x\n")
+    with pytest.raises(ValueError, match="unknown columns"):
+        master.import_csv("supplier_id,name,colour\n1,x,red\n")
+
+
+def test_migrations_numbered_and_recorded(master):
+    for backend in ("sqlite", "postgres"):
+        assert [v for v, _, _ in migrations(backend)] == list(range(1, len(migrations(backend)) + 1))
+    b = master.backend()
+    assert b.migrate() == len(migrations(b.kind))  # idempotent
+
+
+def test_identifiers_and_spacing_variants():
+    ids = find_identifiers("USt-IdNr.: DE 123 456 789\nBTW NL810433941B01\nIBAN DE89 3704 0044 0532 0130 00\n"
+                           "Steuernummer 201/113/40209  GLN 4000001123452\nZAHLUNG BEIZAHLUNG")
+    assert ids["vat_id"] == {"DE123456789", "NL810433941B01"}
+    assert ids["iban"] == {"DE89370400440532013000"}
+    assert "20111340209" in ids["tax_number"] and ids["gln"] == {"4000001123452"}
+    assert vat_valid("DE123456789") and not vat_valid("DE12345678") and not vat_valid("BEIZAHLUNG")
+    assert gln_valid("4333741000005") and not gln_valid("4333741000006")
+
+
+def test_normalize_strips_legal_forms_and_ocr_noise():
+    assert normalize_name("MR. D.I.Y. (JOHOR) SDN BHD") == "mr diy johor"
+    assert normalize_name("MR. D.1.Y. (KUCHAI) SDN. BHD.") == "mr diy kuchai"
+    assert normalize_name("Muster GmbH & Co. KG") == "muster"
+    assert normalize_name("Coolblue B.V.") == "coolblue"
+    assert normalize_name("SUBANG HEALTHCARE SIN BHD") == "subang healthcare"
+
+
+def _sup(sid, name, **kw):
+    return Supplier(sid, name, **kw)
+
+
+def test_decision_identifier_name_new_and_conflict():
+    a = _sup("S1", "Muster Bürobedarf GmbH", vat_id="DE123456789", city="Berlin", postal_code="10115")
+    b = _sup("S2", "Muster Bürotechnik GmbH", city="Berlin", postal_code="10115")
+    ev = build_evidence("Muster Bürobedarf GmbH\nHauptstr. 1, 10115 Berlin\nUSt-IdNr. DE 123 456 789")
+    d = decide_evidence(ev, [(a, "vat_id", "DE123456789")], [a, b])
+    assert d.supplier is a and d.method == "vat_id" and d.score > 0.9
+    # name + address only
+    d = decide_evidence(build_evidence("MUSTER BÜROBEDARF GMBH\n10115 Berlin"), [], [a, b])
+    assert d.supplier is a and d.method == "name" and any("postcode" in e for e in d.evidence)
+    # the near-miss sibling is not accepted for a document of an unknown company
+    d = decide_evidence(build_evidence("Muster Bürowelt GmbH\n10115 Berlin"), [], [a, b])
+    assert d.supplier is None and d.method == "new"
+    # an identifier that belongs to a supplier whose name/address disagree: not a match
+    ev = build_evidence("Physio Praxis Tinder\n12345 Beispielstadt", "Physiotherapeutin", name_from_xml=True,
+                        field_ids={"vat_id": {"DE123456789"}})
+    d = decide_evidence(ev, [(a, "vat_id", "DE123456789")], [a, b])
+    assert d.supplier is None and d.method == "new" and d.needs_review and "disagree" in d.evidence[0]
+
+
+def test_shared_identifier_resolved_by_name():
+    a = _sup("S1", "Lieferant GmbH", vat_id="DE123456789", postal_code="80333", city="München")
+    b = _sup("S2", "Kraxi GmbH", vat_id="DE123456789", postal_code="12345", city="Papierfeld")
+    ev = build_evidence("Kraxi GmbH\nFlugzeugallee 17\n12345 Papierfeld", "Kraxi GmbH", name_from_xml=True,
+                        field_ids={"vat_id": {"DE123456789"}})
+    d = decide_evidence(ev, [(a, "vat_id", "DE123456789"), (b, "vat_id", "DE123456789")], [a, b])
+    assert d.supplier is b and d.method == "vat_id" and any("shared by 2 suppliers" in e for e in d.evidence)
+
+
+def test_llm_adjudicates_only_close_calls_with_a_mock():
+    a = _sup("S1", "Nordlicht Handeln GmbH", postal_code="20095", city="Hamburg")
+    b = _sup("S2", "Nordlicht Handels GmbH", postal_code="20095", city="Hamburg")
+    ev = build_evidence("NORDLICHT HANDEL GMBH\n20095 Hamburg")
+    calls = []
+
+    def fake_completion(model, messages, temperature):
+        calls.append((model, messages[0]["content"]))
+        return {"choices": [{"message": {"content": '{"supplier_id": "S1"}'}}]}
+
+    adj = make_llm_adjudicator("supplier-adjudicate", completion=fake_completion)
+    plain = decide_evidence(ev, [], [a, b])
+    assert plain.supplier is None  # too close to call without help
+    d = decide_evidence(ev, [], [a, b], adjudicate=adj)
+    assert d.supplier is a and d.method == "llm" and calls and calls[0][0] == "supplier-adjudicate"
+    assert "S2" in calls[0][1]
+    # an answer naming a supplier outside the candidates is ignored
+    bad = make_llm_adjudicator("m", completion=lambda **k: {"choices": [{"message": {"content": '{"supplier_id": "X"}'}}]})
+    assert decide_evidence(ev, [], [a, b], adjudicate=bad).supplier is None
+
+
+# ------------------------------------------------------------------------------------------------ corpus master
+
+
+def test_generated_master_shape(corpus):
+    recs, doc_key = corpus_suppliers(Path(corpus))
+    rows, expected = build_test_master(Path(corpus))
+    keys = {r["key"] for r in recs}
+    assert LEFT_OUT <= keys
+    d = distractors(recs)
+    assert len(d) >= 200 and len({r["supplier_id"] for r in rows}) == len(rows)
+    assert distractors(recs) == d  # deterministic
+    assert not ({normalize_name(r["name"]) for r in d} & keys)
+    assert sum(v is not None for v in expected.values()) >= 40
+
+
+def _doc_record(corpus: Path, doc_id: str) -> dict:
+    """Fields and text of a corpus document from its ground truth (no OCR needed)."""
+    line = next(json.loads(x) for x in (corpus / "manifest.jsonl").read_text().splitlines() if json.loads(x)["id"] == doc_id)
+    if line["category"] == "receipts":
+        rows = (corpus / "receipts" / "gt_original" / f"{doc_id}.box.csv").read_text(errors="replace").splitlines()
+        text = "\n".join(r.split(",", 8)[-1] for r in rows if r.count(",") >= 8)
+    else:
+        text = line.get("text") or ""
+    return {"text": text, "fields": line["fields"] or {}}
+
+
+def test_corpus_receipts_match_or_new_from_text_alone(master, corpus):
+    """Receipts (ground-truth transcripts as the text, no fields): known suppliers are found by
+    name + address, left-out ones are 'new', nothing is matched to a wrong supplier."""
+    corpus = Path(corpus)
+    rows, expected = build_test_master(corpus)
+    master.import_csv(to_csv(rows))
+    b = master.backend()
+    right = wrong = new_ok = known = unknown = 0
+    for doc_id, exp in sorted(expected.items()):
+        if not doc_id.startswith("receipt-"):
+            continue
+        rec = _doc_record(corpus, doc_id)
+        m = match_supplier(doc_id, None, rec["text"], master, b)
+        if exp:
+            known += 1
+            right += m.supplier_id == exp
+        else:
+            unknown += 1
+            new_ok += m.supplier_id is None
+        wrong += bool(m.supplier_id and m.supplier_id != exp)
+        assert len(m.candidates) <= 3 and 0.0 <= m.score <= 1.0
+    assert wrong == 0
+    assert unknown >= 5 and new_ok == unknown
+    assert right / known >= 0.95, (right, known)  # measured: 29/29 on the ground-truth transcripts
+
+
+def test_einvoice_fields_match_by_identifier(master, corpus):
+    from idp_assets.models import ExtractedFields, FieldValue
+
+    corpus = Path(corpus)
+    rows, expected = build_test_master(corpus)
+    master.import_csv(to_csv(rows))
+    fx = ExtractedFields(document_id="d", fields={
+        "supplier_name": FieldValue(value="Kraxi GmbH", confidence=0.99, source="einvoice_xml"),
+        "vat_id": FieldValue(value="DE123456789", confidence=0.99, source="einvoice_xml"),
+    })
+    m = match_supplier("d", fx, "Kraxi GmbH\nFlugzeugallee 17\n12345 Papierfeld", master)
+    assert m.supplier_id == expected["einvoice-zugferd-invoice"] and m.method.startswith("vat_id")
+    fx.fields["supplier_name"] = FieldValue(value="Taxiunternehmen TX GmbH", confidence=0.99, source="einvoice_xml")
+    m = match_supplier("d", fx, "Taxiunternehmen TX GmbH\nLieferantenstraße 20\n10369 Berlin", master)
+    assert m.supplier_id is None and m.method == "new" and m.proposed["vat_id"] == "DE123456789"
+
+
+def test_postgres_query_uses_trigram_index():
+    if not _pg_available():
+        pytest.fail("PostgreSQL at 127.0.0.1:5432 (db test) is required")
+    from idp_assets.bench_suppliers import synthetic_master
+
+    m = SupplierMaster(dsn=PG_DSN, pg_schema="t_sup_" + uuid.uuid4().hex[:10])
+    b = m.backend()
+    try:
+        m.import_csv(to_csv(synthetic_master(3000)))
+        con = b._conn()
+        with con.cursor() as cur:
+            cur.execute("ANALYZE suppliers")
+            cur.execute("SET enable_seqscan = off")  # small table: make the planner show its index choice
+        plan = b.explain_name_query("kalora handel")
+        assert "suppliers_name_trgm" in plan, plan
+    finally:
+        b.drop_schema()
+
+
+def test_thresholds_are_configurable(tmp_path):
+    m = SupplierMaster(path=str(tmp_path / "m.sqlite"), accept=0.99, margin=0.2)
+    th = m.thresholds()
+    assert (th.accept, th.margin) == (0.99, 0.2) and Thresholds().accept < 0.99
+
+
+def test_matches_record_master_version_and_go_stale(tmp_path):
+    """supplier_matches records the supplier_master data version it used; a master import observed
+    afterwards marks the match stale."""
+    import warnings
+
+    from dagster import AssetKey, DagsterInstance, asset, materialize
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._core.definitions.observe import observe
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from idp_assets.common import PARTITIONS
+    from idp_assets.models import ExtractedFields, FieldValue, OcrPage, OcrPages
+    from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+    from idp_assets.suppliers import supplier_master_asset, supplier_matches
+
+    warnings.filterwarnings("ignore")
+
+    @asset(partitions_def=PARTITIONS, name="extracted_fields")
+    def fields_stub(context):
+        return ExtractedFields(document_id=context.partition_key, fields={
+            "supplier_name": FieldValue(value="Kraxi GmbH", confidence=0.99, source="einvoice_xml"),
+            "vat_id": FieldValue(value="DE123456789", confidence=0.99, source="einvoice_xml")})
+
+    @asset(partitions_def=PARTITIONS, name="ocr_pages")
+    def ocr_stub(context):
+        return OcrPages(document_id=context.partition_key, pages=[OcrPage(
+            number=1, width=1, height=1, dpi=72, rotation=0, engine="stub", compute="cpu", route_reason="test",
+            confidence=0.9, text="Kraxi GmbH\nFlugzeugallee 17\n12345 Papierfeld")])
+
+    assets = [supplier_master_asset, fields_stub, ocr_stub, supplier_matches]
+    inst = DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions(DOCUMENTS_PARTITIONS_NAME, ["doc1"])
+    m = SupplierMaster(path=str(tmp_path / "m.sqlite"))
+    m.import_csv("supplier_id,name,vat_id,postal_code,city\nS1,Kraxi GmbH,DE123456789,12345,Papierfeld\n")
+    res = {"supplier_master": m}
+    observe([supplier_master_asset], instance=inst, resources=res)
+    r = materialize(assets, partition_key="doc1", instance=inst, resources=res,
+                    selection=[AssetKey("extracted_fields"), AssetKey("ocr_pages"), AssetKey("supplier_matches")])
+    assert r.success and r.output_for_node("supplier_matches").supplier_id == "S1"
+    mat = inst.get_latest_materialization_event(AssetKey("supplier_matches")).asset_materialization
+    assert mat.tags["dagster/input_data_version/supplier_master"] == m.version()
+    assert mat.metadata["master_version"].value == m.version()
+
+    def status():
+        return get_stale_status_resolver(inst, assets).get_status(AssetKey("supplier_matches"), "doc1")
+
+    assert status() == StaleStatus.FRESH
+    m.import_csv("supplier_id,name\nS2,Other AG\n")
+    observe([supplier_master_asset], instance=inst, resources=res)
+    assert status() == StaleStatus.STALE
