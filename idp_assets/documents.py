@@ -7,11 +7,13 @@ from dagster import AssetExecutionContext, MaterializeResult, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, document_failure, timed
 from idp_assets.logic.einvoice import extract_einvoice
+from idp_assets.logic.safety import check_input
 from idp_assets.logic.pages import DocumentError, load_document, render_page_png, sniff_media_type
 from idp_assets.models import RawPages, SourceDocument
 from resources.storage import DocumentStore
 
 PAGE_DPI = 300
+MAX_PAGES = 500  # longer documents are quarantined (memory and time stay bounded per partition)
 
 
 @asset(
@@ -63,13 +65,19 @@ def page_image_key(store: DocumentStore, document_id: str, number: int) -> str:
     check_specs=[check_spec("raw_pages", "has_pages", "the document has at least one page")],
 )
 def raw_pages(context: AssetExecutionContext, source_documents: SourceDocument, document_store: DocumentStore):
-    data = document_store.get_original(source_documents.document_id)
+    doc_id = source_documents.document_id
+    data = document_store.get_original(doc_id)
     with timed() as t:
         try:
-            raw, images = load_document(source_documents.document_id, data, source_documents.media_type, dpi=PAGE_DPI,
-                                         filename=source_documents.filename)
-        except DocumentError as exc:
-            raise document_failure(exc.code, str(exc), filename=source_documents.filename) from exc
+            check_input(data, source_documents.media_type)
+            raw, images = load_document(doc_id, data, source_documents.media_type, dpi=PAGE_DPI,
+                                         max_pages=MAX_PAGES, filename=source_documents.filename)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the document quarantines it
+            code, message = (exc.code, exc.message) if isinstance(exc, DocumentError) else (
+                "processing_error", f"{type(exc).__name__}: {exc}")
+            where = document_store.quarantine(doc_id, code, message, source_documents.filename)
+            context.log.error(f"document {doc_id[:12]} ({source_documents.filename!r}) quarantined: [{code}] {message}")
+            raise document_failure(code, message, filename=source_documents.filename, quarantine_uri=where) from exc
     if raw.kind == "pdf":
         raw.embedded_invoice = extract_einvoice(data)
     for page, image in zip(raw.pages, images):

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from idp_assets.logic.export import failed_export
+from idp_assets.logic.export import export_files, failed_export, safe_stem
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from resources.storage import original_key
 
 
 @dataclass
@@ -44,17 +45,21 @@ def iter_inputs(paths: list[str]) -> list[Path]:
     return out
 
 
-def failure_reason(result) -> tuple[str, str]:
+def failure_reason(result) -> tuple[str, str, str | None]:
+    """(reason code, message, quarantine uri) of the first failed step of a run."""
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
             data = ev.step_failure_data
             ufd = data.user_failure_data
             if ufd is not None and "reason" in ufd.metadata:
-                return str(ufd.metadata["reason"].value), str(ufd.description)
+                q = ufd.metadata.get("quarantine_uri")
+                return str(ufd.metadata["reason"].value), str(ufd.metadata["message"].value), q.value if q else None
             err = data.error
+            while err is not None and err.cause is not None:  # the user code's exception, not Dagster's wrapper
+                err = err.cause
             msg = err.message.strip() if err else "step failed"
-            return "step_failed", f"{ev.step_key}: {msg}"
-    return "run_failed", "run did not succeed"
+            return "step_failed", f"{ev.step_key}: {msg}", None
+    return "run_failed", "run did not succeed", None
 
 
 class DocumentRunner:
@@ -94,14 +99,17 @@ class DocumentRunner:
         if result.success:
             record = json.loads(self.store.get(self.store.artifact_key(doc_id, "export.json")))
             return Outcome(path, doc_id, record["status"], None, None, record, time.perf_counter() - t0)
-        reason, message = failure_reason(result)
+        reason, message, quarantine_uri = failure_reason(result)
         rec = failed_export(doc_id, path.resolve().as_uri(), path.name, reason, message)
-        rec["source"]["store_uri"] = self.store.uri(f"originals/{doc_id[:2]}/{doc_id}")
+        rec["source"]["store_uri"] = self.store.uri(original_key(doc_id))
+        rec["quarantine_uri"] = quarantine_uri
         return Outcome(path, doc_id, "failed", message, reason, rec, time.perf_counter() - t0)
 
 
 def output_name(path: Path, document_id: str | None, taken: set[str]) -> str:
-    stem = path.stem or path.name
+    """`<input file stem>`, made file-system safe (no separators or control characters, at most
+    120 characters so that `.fields.csv` etc. still fit); a repeated stem gets `-<hash8>`."""
+    stem = safe_stem(path.name)
     name = stem
     if name in taken:
         name = f"{stem}-{(document_id or hashlib.sha256(str(path).encode()).hexdigest())[:8]}"
@@ -137,9 +145,12 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
                     done[o.document_id] = o
             name = output_name(f, o.document_id, taken)
             (out_dir / f"{name}.json").write_text(json.dumps(o.record, ensure_ascii=False, indent=2), encoding="utf-8")
+            for suffix, data in export_files(o.record).items():  # <name>.fields.csv / .lines.csv / .cii.xml
+                (out_dir / f"{name}.{suffix}").write_bytes(data)
             index.write(json.dumps({
                 "source": str(f), "output": f"{name}.json", "document_id": o.document_id, "status": o.status,
-                "reason": o.reason, "error": o.error, "seconds": round(o.seconds, 3),
+                "reason": o.reason, "error": o.error, "quarantine": o.record.get("quarantine_uri"),
+                "seconds": round(o.seconds, 3),
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }, ensure_ascii=False) + "\n")
             index.flush()

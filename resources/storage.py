@@ -152,6 +152,20 @@ class DocumentStore(ConfigurableResource):
             return []
         return json.loads(self.get(key))
 
+    def quarantine(self, document_id: str, reason: str, message: str, filename: str | None = None) -> str:
+        """Keep the original bytes and a machine-readable reason under `quarantine/`; returns its URI."""
+        import json
+        from datetime import datetime, timezone
+
+        original_key(document_id)  # validates the id
+        key = safe_key("quarantine", document_id)
+        self.put(key, self.get_original(document_id))
+        record = {"document_id": document_id, "reason": reason, "message": message, "filename": filename,
+                  "quarantined_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self.put(safe_key("quarantine", f"{document_id}.json"),
+                 json.dumps(record, ensure_ascii=False, indent=1).encode(), "application/json")
+        return self.uri(key)
+
     def artifact_key(self, document_id: str, *parts: str) -> str:
         original_key(document_id)  # validates the id
         return safe_key("artifacts", document_id, *parts)

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+# tests bring their own Dagster instances; never write into a developer's DAGSTER_HOME
+os.environ.pop("DAGSTER_HOME", None)
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

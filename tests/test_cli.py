@@ -50,3 +50,25 @@ def test_process_mixed_batch(idp_env, corpus):
     receipt = json.loads((out / by_src["invoice.jpg"]["output"]).read_text())
     assert receipt["pages"][0]["engine"] != "text_layer" and 0 < receipt["pages"][0]["confidence"] <= 1
     assert receipt["source"]["media_type"] == "image/jpeg"
+
+
+def test_audit_shows_lineage_of_a_processed_file(idp_env, corpus):
+    src = corpus / "einvoices" / "einvoice-mustangbeispiel20221026.pdf"
+    out = idp_env / "out"
+    runner = CliRunner()
+    assert runner.invoke(main, ["process", str(src), "--out", str(out)], catch_exceptions=False).exit_code == 0
+    res = runner.invoke(main, ["audit", str(src), "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    audit = json.loads(res.output)
+    assert [m["asset"] for m in audit["materializations"]] == [
+        "source_documents", "raw_pages", "ocr_pages", "normalized_tables", "extracted_fields",
+        "supplier_matches", "embeddings", "graph_nodes", "document_exports"]
+    assert all(m["data_version"] and m["code_version"] for m in audit["materializations"])
+    exports = audit["materializations"][-1]
+    assert "extracted_fields" in exports["upstream"] and "source_documents" in exports["upstream"]
+    assert audit["fields"]["invoice_number"]["source"] == "einvoice_xml"
+    assert audit["pages"]["1"].startswith("text_layer")
+    # a unique prefix of the id works too, an unknown one fails clearly
+    assert runner.invoke(main, ["audit", audit["document_id"][:10]]).exit_code == 0
+    bad = runner.invoke(main, ["audit", "ffffffffffff"])
+    assert bad.exit_code != 0 and "no document" in bad.output
