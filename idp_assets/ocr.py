@@ -2,6 +2,7 @@
 
 
 import io
+import os
 import statistics
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
@@ -14,7 +15,39 @@ from idp_assets.models import OcrPages, RawPages
 from resources.ocr.router import OcrRouter
 from resources.storage import DocumentStore
 
-OCR_COMPUTE = "cpu"  # the CPU path; GPU engines get their own pool when configured (router issue)
+
+def ocr_compute(env=None) -> str:
+    """'gpu' when GPU engines are configured (IDP_OCR_GPU_ENGINES), else 'cpu'.
+
+    The class picks the Dagster pool (`gpu` / `cpu`, limits in dagster.yaml) and the op
+    tags (`dagster-celery/queue`, `dagster-k8s/config` with nvidia.com/gpu limits and a
+    GPU node selector), so the step runs where its engines can.
+    """
+    env = os.environ if env is None else env
+    return "gpu" if any(e for e in env.get("IDP_OCR_GPU_ENGINES", "").split(",")) else "cpu"
+
+
+OCR_COMPUTE = ocr_compute()
+
+
+def pool_occupancy(instance, pools=("cpu", "gpu")) -> dict[str, float]:
+    """Share of each Dagster pool in use or queued for ((active + pending) / limit); pools without a limit are left out."""
+    out: dict[str, float] = {}
+    storage = getattr(instance, "event_log_storage", None)
+    for pool in pools:
+        try:
+            info = storage.get_concurrency_info(pool)
+        except Exception:  # noqa: BLE001 - storages without pool support: occupancy unknown
+            continue
+        limit = info.limit or info.slot_count
+        if not limit:
+            continue
+        active = info.active_slot_count
+        pending = info.pending_step_count
+        active = active() if callable(active) else active
+        pending = pending() if callable(pending) else pending
+        out[pool] = round((active + pending) / limit, 3)
+    return out
 
 
 @asset(
@@ -42,14 +75,20 @@ def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: O
     render = page_image_loader(document_store.get_original(raw_pages.document_id), raw_pages, dpi=ocr_router.dpi) \
         if raw_pages.kind == "pdf" else None
     with timed() as t:
-        result = ocr_router.ocr_document(raw_pages, images, render=render)
+        occupancy = pool_occupancy(context.instance) if ocr_router.gpu_engines else {}
+        result = ocr_router.ocr_document(raw_pages, images, render=render, occupancy=occupancy)
     confs = [p.confidence for p in result.pages if p.confidence is not None]
     engines = sorted({p.engine for p in result.pages})
+    per_engine = {e: sum(1 for p in result.pages if p.engine == e) for e in engines}
+    fallbacks = sum(1 for p in result.pages if len(p.attempts) > 1)
     yield Output(
         result,
         metadata={
             "page_count": len(result.pages),
             "engines": ", ".join(engines),
+            "pages_per_engine": MetadataValue.json(per_engine),
+            "pages_with_fallback": fallbacks,
+            "compute": OCR_COMPUTE,
             "mean_confidence": round(statistics.fmean(confs), 4) if confs else None,
             "seconds": t["seconds"],
             "pages_per_second": round(len(result.pages) / t["seconds"], 3) if t["seconds"] else None,

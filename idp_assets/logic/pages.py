@@ -29,6 +29,7 @@ import io
 import unicodedata
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -54,6 +55,7 @@ __all__ = [
     "render_pdf_page",
     "render_page_png",
     "page_image_loader",
+    "deskew",
 ]
 
 PDF_MEDIA_TYPE = "application/pdf"
@@ -92,6 +94,10 @@ ERROR_CODES = (
     "image_too_large",
     "corrupt_image",
     "office_conversion_failed",
+    # input limits checked before parsing (idp_assets/logic/safety.py)
+    "file_too_large",
+    "archive_bomb",
+    "corrupt_office",
 )
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ A4 at 600 dpi; larger images are downscaled
@@ -257,11 +263,13 @@ def text_validity(text: str) -> float:
     0.0 for text without any non-whitespace character.
     """
     total = valid = 0
-    for ch in text:
+    # classify each distinct character once (pages repeat a few dozen characters)
+    for ch, n in Counter(text).items():
         if ch.isspace():
             continue
-        total += 1
-        valid += _char_is_valid(ch)
+        total += n
+        if _char_is_valid(ch):
+            valid += n
     return valid / total if total else 0.0
 
 
@@ -742,3 +750,14 @@ def page_image_loader(
 
     return load
 
+
+
+def deskew(image: Image.Image, angle: float) -> Image.Image:
+    """The page turned by `angle` degrees (counter-clockwise positive, as PIL), background white.
+
+    `angle` comes from `idp_assets.logic.routing.page_features(...).skew_angle`.
+    """
+    if not angle:
+        return image
+    fill = 255 if image.mode == "L" else (255, 255, 255) if image.mode == "RGB" else None
+    return image.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=fill)

@@ -93,4 +93,4 @@ def _ensure_builtins() -> None:
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
-    from resources.ocr import office, tesseract, text_layer  # noqa: F401
+    from resources.ocr import office, rapid, tesseract, text_layer, vlm  # noqa: F401
