@@ -93,6 +93,11 @@ def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: O
             "seconds": t["seconds"],
             "pages_per_second": round(len(result.pages) / t["seconds"], 3) if t["seconds"] else None,
             "routes": MetadataValue.json({str(p.number): f"{p.engine}: {p.route_reason}" for p in result.pages}),
+            # one entry per page (engine, seconds spent on it, confidence): feeds the Prometheus exporter
+            "page_stats": MetadataValue.json([
+                {"engine": p.engine, "seconds": round(sum(a.seconds for a in p.attempts), 4), "confidence": p.confidence}
+                for p in result.pages
+            ]),
         },
     )
     missing = [p.number for p in result.pages if not p.text.strip() and not p.empty_reason]
