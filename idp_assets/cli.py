@@ -28,10 +28,13 @@ def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None) -> None:
     from idp_assets.runner import process_paths
     from idp_assets.settings import build_resources
 
+    from idp_assets.audit import instance_for
+
     resources = build_resources(data_dir=data_dir)
     if not os.environ.get("IDP_EXPORT_DIR"):  # the exports of this command are the --out folder
         resources["export_target"] = ExportTarget(out_dir=str(Path(resources["document_store"].root).parent / "exports"))
-    outcomes = process_paths(list(paths), Path(out_dir), resources)
+    # runs are recorded in $DAGSTER_HOME's instance, or one under the data dir, so `idp audit` sees them
+    outcomes = process_paths(list(paths), Path(out_dir), resources, instance=instance_for(data_dir))
     failed = [o for o in outcomes if o.status == "failed"]
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - len(failed)} processed, {len(failed)} failed -> {out_dir}/index.jsonl",
                err=True)
@@ -96,6 +99,26 @@ def graph_server(action: str) -> None:
     else:
         click.echo(json.dumps(gs.status(home, bolt_port=port, password=password, database=g.database or "idp"), indent=2))
 
+
+import idp_assets.bench_suppliers  # noqa: E402,F401  (adds `idp bench suppliers` to the bench group)
+
+from idp_assets.audit import audit  # noqa: E402
+
+main.add_command(audit)
+
+from idp_assets.bench_fields import bench_fields  # noqa: E402
+main.add_command(bench_fields)
+
+from idp_assets.bench_ocr import bench  # noqa: E402
+main.add_command(bench)
+
+from idp_assets.search_cli import search_cmd  # noqa: E402
+
+main.add_command(search_cmd)
+
+from idp_assets.metrics import metrics  # noqa: E402
+
+main.add_command(metrics)
 
 if __name__ == "__main__":
     main()

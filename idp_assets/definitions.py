@@ -10,13 +10,14 @@ from idp_assets.fields import extracted_fields
 from idp_assets.ocr import ocr_pages
 from idp_assets.search import embeddings, graph_nodes
 from idp_assets.settings import build_resources
-from idp_assets.suppliers import supplier_matches
+from idp_assets.suppliers import supplier_master_asset, supplier_matches
 from idp_assets.tables import normalized_tables
 from sensors.common import PROCESS_JOB_NAME
 from sensors.inbox import inbox_sensor
 from sensors.s3 import s3_sensor
 
-ALL_ASSETS = [
+# the per-document stages (partitioned by document id), in lineage order
+DOCUMENT_ASSETS = [
     source_documents,
     raw_pages,
     ocr_pages,
@@ -27,10 +28,13 @@ ALL_ASSETS = [
     graph_nodes,
     document_exports,
 ]
+# unpartitioned inputs the stages depend on (observed, not materialized per document)
+SOURCE_ASSETS = [supplier_master_asset]
+ALL_ASSETS = [*DOCUMENT_ASSETS, *SOURCE_ASSETS]
 
 process_document_job = define_asset_job(
     PROCESS_JOB_NAME,
-    selection=AssetSelection.assets(*ALL_ASSETS),
+    selection=AssetSelection.assets(*DOCUMENT_ASSETS),
     description="Every stage for one document (partition = sha256 of its bytes).",
     # one document's stages form a chain: running them in the run's own process avoids a
     # Python start-up (and model load) per step; pools still bound OCR steps across runs.

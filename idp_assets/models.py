@@ -108,6 +108,10 @@ class Table(_Model):
     rows: list[list[str]]
     source: str = Field(description="how the table was found, e.g. 'pdf_ruling', 'office'")
     bbox: tuple[float, float, float, float] | None = None
+    header_rows: int = Field(default=0, description="number of leading header rows")
+    columns: list[str] = Field(default_factory=list, description="column names from the header rows")
+    cells: list[NormalizedCell] = Field(default_factory=list, description="typed value of every non-empty cell")
+    line_items: list[LineItem] = Field(default_factory=list, description="rows mapped to invoice line items")
 
 
 class Tables(_Model):
@@ -150,8 +154,9 @@ class Chunk(_Model):
     chunk_id: str
     document_id: str
     page: int | None
-    kind: Literal["page", "paragraph", "table"]
+    kind: Literal["page", "heading", "paragraph", "table"]
     text: str
+    heading: str | None = Field(default=None, description="nearest heading above the chunk (embedded with it)")
 
 
 class EmbeddingsResult(_Model):
@@ -173,3 +178,40 @@ class DocumentExport(_Model):
     document_id: str
     json_uri: str
     status: Literal["ok", "partial", "failed"]
+
+
+# --------------------------------------------------------------------------- normalized tables
+
+
+class NormalizedCell(_Model):
+    """One table cell: the text as printed and its typed reading."""
+
+    row: int
+    col: int
+    text: str
+    kind: Literal["text", "number", "amount", "percent", "date", "quantity"]
+    value: str | None = Field(default=None, description="decimal string, ISO date, or None for text")
+    currency: str | None = Field(default=None, description="ISO 4217 code printed in the cell")
+    unit: str | None = Field(default=None, description="UN/ECE Rec 20 unit code printed in the cell")
+
+
+class LineItemValue(_Model):
+    value: str | None
+    text: str = Field(description="the cell as printed")
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class LineItem(_Model):
+    """One invoice line mapped from a table row (``row`` = index into ``Table.rows``)."""
+
+    row: int
+    description: LineItemValue | None = None
+    quantity: LineItemValue | None = None
+    unit: LineItemValue | None = None
+    unit_price: LineItemValue | None = None
+    line_total: LineItemValue | None = None
+    tax_rate: LineItemValue | None = None
+
+
+Table.model_rebuild()
+Tables.model_rebuild()

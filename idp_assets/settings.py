@@ -9,6 +9,7 @@ never appear in run config, logs or the UI.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from dagster import EnvVar
 from idp_assets.exports import ExportTarget
 from resources.embedder import Embedder
 from resources.graph import GraphStore
+from resources.llm import LlmRouter
 from resources.ocr.router import OcrRouter
 from resources.storage import DocumentStore
 from resources.suppliers_db import SupplierMaster
@@ -58,8 +60,19 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
             aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
         ),
-        "ocr_router": OcrRouter(languages=env.get("IDP_OCR_LANGUAGES", "deu+eng")),
-        "embedder": Embedder(model_path=env.get("IDP_EMBED_MODEL_PATH") or None),
+        "ocr_router": OcrRouter(
+            languages=env.get("IDP_OCR_LANGUAGES", "deu+eng"),
+            gpu_engines=[e for e in env.get("IDP_OCR_GPU_ENGINES", "").split(",") if e],
+            engine_settings=json.loads(env.get("IDP_OCR_ENGINE_SETTINGS") or "{}"),
+        ),
+        "embedder": Embedder(
+            provider=env.get("IDP_EMBED_PROVIDER", "local"),
+            model_path=env.get("IDP_EMBED_MODEL_PATH") or None,
+            litellm_model=env.get("IDP_EMBED_MODEL", "idp-embed"),
+            model_version=env.get("IDP_EMBED_MODEL_VERSION") or None,
+            api_base=env.get("IDP_EMBED_API_BASE") or None,
+            api_key=_secret(env, "IDP_EMBED_API_KEY"),
+        ),
         "vector_store": VectorStore(
             mode=env.get("IDP_CHROMA_MODE", "persistent"),
             path=str(data / "chroma"),
@@ -73,7 +86,18 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
             database=env.get("IDP_GRAPH_DATABASE") or ("idp" if local_graph else None),
             manage_local_server=local_graph and env.get("IDP_GRAPH_MANAGED", "1") != "0",
             server_home=str(data / "graph"),
+            server_http_port=int(env.get("IDP_GRAPH_HTTP_PORT", "2480")),
         ),
-        "supplier_master": SupplierMaster(path=env.get("IDP_SUPPLIERS_DB", str(data / "suppliers.sqlite"))),
-        "export_target": ExportTarget(out_dir=env.get("IDP_EXPORT_DIR", "./exports")),
+        "supplier_master": SupplierMaster(
+            path=env.get("IDP_SUPPLIERS_DB", str(data / "suppliers.sqlite")),
+            dsn=_secret(env, "IDP_SUPPLIERS_DSN"),  # PostgreSQL master when set (pg_trgm), else SQLite
+            pg_schema=env.get("IDP_SUPPLIERS_SCHEMA", "idp_suppliers"),
+        ),
+        "export_target": ExportTarget(
+            out_dir=env.get("IDP_EXPORT_DIR", "./exports"),
+            csv_delimiter=env.get("IDP_EXPORT_CSV_DELIMITER", ","),  # ';' for German Excel
+            decimal_comma=env.get("IDP_EXPORT_DECIMAL_COMMA", "0") == "1",
+        ),
+        # optional LLM field extraction: a LiteLLM router config of task aliases (idp-fields)
+        "llm_router": LlmRouter(enabled=bool(env.get("IDP_LLM_CONFIG")), config_path=env.get("IDP_LLM_CONFIG") or None),
     }

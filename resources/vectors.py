@@ -1,4 +1,12 @@
-"""Chroma vector store: embedded PersistentClient by default, HttpClient for a server."""
+"""Chroma vector store: embedded PersistentClient by default, HttpClient for a server.
+
+Collections (cosine space):
+- `document_chunks`: one entry per chunk; metadata document_id, page, kind, heading, supplier_id,
+  supplier_name, doc_type, date (ISO) and date_num (yyyymmdd, for range filters), filename, media_type.
+- `entities`: one entry per (document, entity): "Kind: value" embedded; metadata document_id,
+  entity_key, kind, value, chunk_id (first mentioning chunk), page.
+Both are replaced per document, so re-materializing a partition never adds duplicates.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 CHUNKS_COLLECTION = "document_chunks"
+ENTITIES_COLLECTION = "entities"
 
 
 class VectorStore(ConfigurableResource):
@@ -17,6 +26,7 @@ class VectorStore(ConfigurableResource):
     port: int = 8000
 
     _client: object = PrivateAttr(default=None)
+    _collections: dict = PrivateAttr(default_factory=dict)
 
     def client(self):
         if self._client is None:
@@ -31,13 +41,25 @@ class VectorStore(ConfigurableResource):
         return self._client
 
     def collection(self, name: str = CHUNKS_COLLECTION):
-        return self.client().get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
+        col = self._collections.get(name)
+        if col is None:
+            col = self.client().get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
+            self._collections[name] = col
+        return col
 
     def replace_document_chunks(
-        self, document_id: str, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict]
+        self,
+        document_id: str,
+        ids: list[str],
+        embeddings: list[list[float]],
+        texts: list[str],
+        metadatas: list[dict],
+        collection: str = CHUNKS_COLLECTION,
     ) -> int:
-        """Make the collection hold exactly these chunks for the document (idempotent re-materialization)."""
-        col = self.collection()
+        """Make the collection hold exactly these entries for the document (idempotent re-materialization)."""
+        if not (len(ids) == len(embeddings) == len(texts) == len(metadatas)):
+            raise ValueError("ids, embeddings, texts and metadatas must have the same length")
+        col = self.collection(collection)
         old = set(col.get(where={"document_id": document_id}, include=[])["ids"])
         stale = sorted(old - set(ids))
         if stale:
@@ -46,11 +68,37 @@ class VectorStore(ConfigurableResource):
             col.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
         return len(ids)
 
-    def query(self, embedding: list[float], k: int = 10, where: dict | None = None) -> dict:
-        return self.collection().query(query_embeddings=[embedding], n_results=k, where=where)
+    def add_many(self, ids, embeddings, texts, metadatas, collection: str = CHUNKS_COLLECTION) -> int:
+        """Bulk upsert (benchmarks / re-indexing); callers guarantee ids are stable."""
+        if ids:
+            self.collection(collection).upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+        return len(ids)
 
-    def count(self, document_id: str | None = None) -> int:
-        col = self.collection()
+    def delete_document(self, document_id: str) -> None:
+        for name in (CHUNKS_COLLECTION, ENTITIES_COLLECTION):
+            self.collection(name).delete(where={"document_id": document_id})
+
+    def query(self, embedding: list[float], k: int = 10, where: dict | None = None,
+              collection: str = CHUNKS_COLLECTION, where_document: dict | None = None) -> dict:
+        col = self.collection(collection)
+        n = col.count()
+        if n == 0:
+            return {"ids": [[]], "documents": [[]], "metadatas": [[]], "distances": [[]]}
+        return col.query(query_embeddings=[embedding], n_results=min(k, n), where=where,
+                         where_document=where_document, include=["documents", "metadatas", "distances"])
+
+    def find_text(self, needle: str | list[str], limit: int = 50, where: dict | None = None,
+                  collection: str = CHUNKS_COLLECTION) -> dict:
+        """Chunks whose text contains `needle` (or any of several; exact, case-sensitive substrings)."""
+        needles = [needle] if isinstance(needle, str) else list(dict.fromkeys(needle))
+        if not needles:
+            raise ValueError("find_text needs at least one needle")
+        wd = {"$contains": needles[0]} if len(needles) == 1 else {"$or": [{"$contains": n} for n in needles]}
+        return self.collection(collection).get(where=where, where_document=wd, limit=limit,
+                                               include=["documents", "metadatas"])
+
+    def count(self, document_id: str | None = None, collection: str = CHUNKS_COLLECTION) -> int:
+        col = self.collection(collection)
         if document_id is None:
             return col.count()
         return len(col.get(where={"document_id": document_id}, include=[])["ids"])

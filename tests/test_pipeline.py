@@ -13,13 +13,13 @@ import shutil
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 
-from idp_assets.definitions import ALL_ASSETS, process_document_job
+from idp_assets.definitions import ALL_ASSETS, DOCUMENT_ASSETS, process_document_job
 from idp_assets.exports import ExportTarget
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 from idp_assets.settings import build_resources
 from sensors.inbox import InboxSettings, inbox_sensor
 
-ASSET_KEYS = [a.key for a in ALL_ASSETS]
+ASSET_KEYS = [a.key for a in DOCUMENT_ASSETS]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from dagster._core.instance.ref import InstanceRef
 
-from idp_assets.definitions import ALL_ASSETS, process_document_job
+from idp_assets.definitions import ALL_ASSETS, DOCUMENT_ASSETS, process_document_job
 from idp_assets.exports import ExportTarget
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 from idp_assets.settings import build_resources
@@ -89,7 +89,7 @@ def test_sensor_and_partition_on_postgres_storage(tmp_path, monkeypatch, pg_data
         # with data versions and the upstream data versions it was computed from
         record = instance.get_run_record_by_id(res.run_id)
         assert record.dagster_run.tags["dagster/partition"] == doc_id
-        for asset in ALL_ASSETS:
+        for asset in DOCUMENT_ASSETS:
             recs = instance.fetch_materializations(asset.key, limit=5).records
             mine = [r for r in recs if r.partition_key == doc_id and r.run_id == res.run_id]
             assert mine, asset.key
