@@ -94,21 +94,29 @@ def entity_entry_id(document_id: str, key: str) -> str:
 
 
 def prepare_document(source: SourceDocument, ocr: OcrPages, tables: list[Table], fields: ExtractedFields | None,
-                     supplier: SupplierMatch, chunks: list[Chunk] | None = None):
-    """(chunks, entities, props): everything the two stores need, as pure data."""
+                     supplier: SupplierMatch, chunks: list[Chunk] | None = None, llm_entities: list | None = None):
+    """(chunks, entities, props): everything the two stores need, as pure data.
+
+    `llm_entities`: grounded candidates of the optional LLM entity extraction
+    (`idp_assets.logic.llm_entities.request_llm_entities`), merged after the rule entities (rules win)."""
     chunks = chunk_document(ocr, tables) if chunks is None else chunks
     props = document_properties(fields, tables, supplier.supplier_id, supplier.name, source.media_type)
     page_texts = {p.number: p.text for p in ocr.pages}
     entities = extract_entities(fields, chunks, tables, page_texts=page_texts)
+    if llm_entities:
+        from idp_assets.logic.llm_entities import merge_llm_entities
+
+        entities = merge_llm_entities(entities, llm_entities, chunks)
     return chunks, entities, props
 
 
 def embed_document(embedder, vector_store, source: SourceDocument, ocr: OcrPages, tables: list[Table],
-                   fields: ExtractedFields | None, supplier: SupplierMatch) -> tuple[EmbeddingsResult, int]:
+                   fields: ExtractedFields | None, supplier: SupplierMatch,
+                   llm_entities: list | None = None) -> tuple[EmbeddingsResult, int]:
     """Chunk, embed and store one document (chunks and name entities); returns the result and the number of
     entries written to the `entities` collection."""
     doc_id = source.document_id
-    chunks, entities, props = prepare_document(source, ocr, tables, fields, supplier)
+    chunks, entities, props = prepare_document(source, ocr, tables, fields, supplier, llm_entities=llm_entities)
     ctx = _context(props)
     inputs = [embedding_input(c, ctx) for c in chunks]
     # only names are matched by meaning; identifiers, amounts and dates are found exactly (graph, chunk text)
@@ -136,8 +144,10 @@ def embed_document(embedder, vector_store, source: SourceDocument, ocr: OcrPages
 
 
 def write_graph(graph_store, source: SourceDocument, ocr: OcrPages, chunks: list[Chunk], tables: list[Table],
-                fields: ExtractedFields | None, supplier: SupplierMatch) -> tuple[GraphResult, list]:
-    _, entities, props = prepare_document(source, ocr, tables, fields, supplier, chunks=chunks)
+                fields: ExtractedFields | None, supplier: SupplierMatch,
+                llm_entities: list | None = None) -> tuple[GraphResult, list]:
+    _, entities, props = prepare_document(source, ocr, tables, fields, supplier, chunks=chunks,
+                                          llm_entities=llm_entities)
     res = graph_store.write_document(source, ocr, chunks, supplier, tables=tables, entities=entities,
                                      properties=props)
     return res, entities

@@ -166,6 +166,8 @@ class EmbeddingsResult(_Model):
     chunk_ids: list[str]
     chunks: list[Chunk]
     dimensions: int
+    # grounded candidates of the optional LLM entity extraction (idp-entities), reused by graph_nodes
+    llm_entities: list[dict] = Field(default_factory=list)
 
 
 class GraphResult(_Model):

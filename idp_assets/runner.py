@@ -69,7 +69,8 @@ class DocumentRunner:
         self.assets = ALL_ASSETS
         self.resources = resources
         self.instance = instance or DagsterInstance.ephemeral()
-        self.store = resources["document_store"]
+        # used directly (outside a run): resolve EnvVar credentials the way a run would
+        self.store = resources["document_store"].process_config_and_initialize()
 
     def register(self, path: Path) -> tuple[str, bytes]:
         data = path.read_bytes()

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
 from idp_assets.hybrid_search import embed_document, self_retrieval, write_graph
+from idp_assets.logic.llm_entities import LLM_SOURCE, request_llm_entities
 from idp_assets.models import (
     EmbeddingsResult,
     ExtractedFields,
@@ -19,6 +20,7 @@ from idp_assets.models import (
 )
 from resources.embedder import Embedder, configured_version
 from resources.graph import GraphStore
+from resources.llm import LlmRouter
 from resources.vectors import CHUNKS_COLLECTION, ENTITIES_COLLECTION, VectorStore
 
 # the model name + version is part of the code version: another model marks every partition stale
@@ -48,15 +50,23 @@ def embeddings(
     source_documents: SourceDocument,
     embedder: Embedder,
     vector_store: VectorStore,
+    llm_router: LlmRouter,
 ):
+    # optional LLM entities (task alias idp-entities): nothing is called unless the router is configured for it
+    llm = request_llm_entities(ocr_pages.text, llm_router)
+    if llm.error:
+        context.log.warning(f"LLM entity extraction failed, rule entities only: {llm.error}")
     with timed() as t:
         res, n_entities = embed_document(embedder, vector_store, source_documents, ocr_pages,
-                                         normalized_tables.tables, extracted_fields, supplier_matches)
+                                         normalized_tables.tables, extracted_fields, supplier_matches,
+                                         llm_entities=llm.candidates)
+    res = res.model_copy(update={"llm_entities": [c.model_dump() for c in llm.candidates]})
     stored = vector_store.count(res.document_id)
     stored_entities = vector_store.count(res.document_id, collection=ENTITIES_COLLECTION)
     probe = self_retrieval(embedder, vector_store, res.chunks, sample=3, k=10)
     yield Output(res, metadata={"chunks": len(res.chunks), "entities": n_entities, "model": embedder.version,
                                 "collection": CHUNKS_COLLECTION, "embed_seconds": t["seconds"],
+                                "llm_entities": llm.metadata(),
                                 "kinds": {k: sum(c.kind == k for c in res.chunks) for k in
                                           ("heading", "paragraph", "table", "page")}})
     yield check_result("embeddings", "chunks_stored", stored == len(res.chunks) and stored_entities == n_entities,
@@ -90,8 +100,10 @@ def graph_nodes(
     graph_store: GraphStore,
 ):
     res, entities = write_graph(graph_store, source_documents, ocr_pages, embeddings.chunks,
-                                normalized_tables.tables, extracted_fields, supplier_matches)
+                                normalized_tables.tables, extracted_fields, supplier_matches,
+                                llm_entities=getattr(embeddings, "llm_entities", None))
     yield Output(res, metadata={"nodes": sum(res.nodes.values()), "relationships": sum(res.relationships.values()),
+                                "llm_entities": sum(LLM_SOURCE in e.sources for e in entities),
                                 **{f"nodes_{k}": v for k, v in res.nodes.items()},
                                 **{f"rel_{k}": v for k, v in res.relationships.items()}})
     yield check_result("graph_nodes", "pages_written", res.nodes.get("Page", 0) == len(ocr_pages.pages),

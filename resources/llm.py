@@ -1,7 +1,8 @@
 """LLM access through one LiteLLM router config of task-profile aliases.
 
 The pipeline never names a provider model: it asks for a *task alias* (``idp-fields`` for
-invoice field extraction) and the router config maps each alias to one or more deployments
+invoice field extraction, ``idp-entities`` for entity extraction in the ``embeddings`` /
+``graph_nodes`` assets) and the router config maps each alias to one or more deployments
 (``litellm_params``: model, api_base, api_key, ...), with LiteLLM's fallbacks, retries and
 load balancing.  The config is a YAML or JSON file in LiteLLM's proxy format::
 
@@ -12,10 +13,13 @@ load balancing.  The config is a YAML or JSON file in LiteLLM's proxy format::
           api_key: os.environ/OPENAI_API_KEY   # secrets are read from the environment
       - model_name: idp-fields
         litellm_params: {model: ollama/qwen2.5:7b, api_base: "http://127.0.0.1:11434"}
+      - model_name: idp-entities               # entities for the knowledge graph (optional)
+        litellm_params: {model: openai/gpt-4o-mini, api_key: os.environ/OPENAI_API_KEY}
     router_settings: {num_retries: 2, timeout: 60}
 
 Disabled by default (``enabled=False``): nothing is called and extraction uses the rules
-only.  ``IDP_LLM_CONFIG`` (path of the config) turns it on in :mod:`idp_assets.settings`.
+only.  A task whose alias is not in ``model_list`` is not called either (entity extraction
+runs only when ``idp-entities`` is configured).  ``IDP_LLM_CONFIG`` (path of the config) turns it on in :mod:`idp_assets.settings`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 FIELDS_TASK = "idp-fields"
+ENTITIES_TASK = "idp-entities"
 
 
 def _resolve_env(value: Any) -> Any:
