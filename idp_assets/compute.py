@@ -2,18 +2,27 @@
 
 - Dagster concurrency pools `cpu` / `gpu` (limits in dagster.yaml / `dagster instance
   concurrency set`) bound how many steps of a class run at once on any executor.
-- `dagster-celery/queue` sends the step to the celery queue of that name.
+- `dagster-celery/queue` sends the step to the celery queue of that name (`cpu` / `gpu`,
+  prefixed with IDP_CELERY_QUEUE_PREFIX when several deployments share one broker).
 - `dagster-k8s/config` gives the step's pod GPU limits and a node selector.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 Compute = Literal["cpu", "gpu"]
 
 
-def compute_op_tags(compute: Compute) -> dict:
+def celery_queue(compute: Compute, prefix: str | None = None) -> str:
+    """Celery queue of a compute class: `gpu` / `cpu`, after IDP_CELERY_QUEUE_PREFIX (e.g. `staging-gpu`)."""
+    if prefix is None:
+        prefix = os.environ.get("IDP_CELERY_QUEUE_PREFIX", "")
+    return f"{prefix}{compute}"
+
+
+def compute_op_tags(compute: Compute, queue_prefix: str | None = None) -> dict:
     k8s = {
         "cpu": {"container_config": {"resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "6Gi"}}}},
         "gpu": {
@@ -24,4 +33,4 @@ def compute_op_tags(compute: Compute) -> dict:
             },
         },
     }[compute]
-    return {"idp/compute": compute, "dagster-celery/queue": compute, "dagster-k8s/config": k8s}
+    return {"idp/compute": compute, "dagster-celery/queue": celery_queue(compute, queue_prefix), "dagster-k8s/config": k8s}
