@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from idp_assets.documents import raw_pages, source_documents
+from idp_assets.executors import build_executor
 from idp_assets.exports import document_exports
 from idp_assets.fields import extracted_fields
 from idp_assets.ocr import ocr_pages
@@ -12,6 +13,8 @@ from idp_assets.search import embeddings, graph_nodes
 from idp_assets.settings import build_resources
 from idp_assets.suppliers import supplier_master_asset, supplier_matches
 from idp_assets.tables import normalized_tables
+from idp_assets.thumbnails import page_thumbnails
+from sensors.backfill import backfill_schedule, backfill_sensor
 from sensors.common import PROCESS_JOB_NAME
 from sensors.inbox import inbox_sensor
 from sensors.s3 import s3_sensor
@@ -20,6 +23,7 @@ from sensors.s3 import s3_sensor
 DOCUMENT_ASSETS = [
     source_documents,
     raw_pages,
+    page_thumbnails,
     ocr_pages,
     normalized_tables,
     extracted_fields,
@@ -36,14 +40,16 @@ process_document_job = define_asset_job(
     PROCESS_JOB_NAME,
     selection=AssetSelection.assets(*DOCUMENT_ASSETS),
     description="Every stage for one document (partition = sha256 of its bytes).",
-    # one document's stages form a chain: running them in the run's own process avoids a
-    # Python start-up (and model load) per step; pools still bound OCR steps across runs.
-    executor_def=in_process_executor,
+    # one document's stages form a chain: running them in the run's own process (default
+    # IDP_EXECUTOR=in_process) avoids a Python start-up (and model load) per step; pools still
+    # bound OCR steps across runs. multiprocess|celery|k8s: see idp_assets/executors.py.
+    executor_def=build_executor(),
 )
 
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[process_document_job],
-    sensors=[inbox_sensor, s3_sensor],
+    sensors=[inbox_sensor, s3_sensor, backfill_sensor],
+    schedules=[backfill_schedule],  # nightly re-runs of failed / missing / stale documents (sensors/backfill.py)
     resources=build_resources(),
 )

@@ -6,6 +6,7 @@ import hashlib
 from dagster import AssetExecutionContext, MaterializeResult, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, document_failure, timed
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.logic.einvoice import extract_einvoice
 from idp_assets.logic.safety import check_input
 from idp_assets.logic.pages import DocumentError, load_document, render_page_png, sniff_media_type
@@ -20,6 +21,7 @@ MAX_PAGES = 500  # longer documents are quarantined (memory and time stay bounde
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="1",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     description="The original document, verified against its sha256 partition key and kept in the document store.",
     check_specs=[check_spec("source_documents", "hash_matches_partition", "stored bytes hash to the partition key")],
 )
@@ -61,6 +63,7 @@ def page_image_key(store: DocumentStore, document_id: str, number: int) -> str:
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="1",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     description="Pages with their text layer; page images (PNG, stored) only where image OCR is needed.",
     check_specs=[check_spec("raw_pages", "has_pages", "the document has at least one page")],
 )

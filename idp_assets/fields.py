@@ -9,6 +9,8 @@ from idp_assets.logic.numbers import parse_amount
 from idp_assets.logic.tables import pdf_layout_text
 from idp_assets.logic.validation import check_line_items_sum
 from idp_assets.models import ExtractedFields, OcrPages, RawPages, Tables
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
+from idp_assets.versions import configured_fields_code_version
 from resources.llm import FIELDS_TASK, LlmRouter
 from resources.storage import DocumentStore
 
@@ -100,7 +102,8 @@ def _with_llm(context, llm_router: LlmRouter, text: str, fields: dict, validatio
 @asset(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
-    code_version="2",
+    code_version=configured_fields_code_version(),
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     description="Invoice fields from the embedded e-invoice XML first (cross-checked against the print), then "
     "label rules over the page text and the visual line order of born-digital pages; validation findings.",
     check_specs=[check_spec("extracted_fields", "confidence_in_range", "every field confidence is in [0, 1]")]

@@ -10,6 +10,8 @@ from PIL import Image
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
 from idp_assets.compute import compute_op_tags
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
+from idp_assets.versions import configured_ocr_code_version
 from idp_assets.logic.pages import page_image_loader
 from idp_assets.models import OcrPages, RawPages
 from resources.ocr.router import OcrRouter
@@ -53,7 +55,8 @@ def pool_occupancy(instance, pools=("cpu", "gpu")) -> dict[str, float]:
 @asset(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
-    code_version="1",
+    code_version=configured_ocr_code_version(),
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     pool=OCR_COMPUTE,
     op_tags=compute_op_tags(OCR_COMPUTE),
     description="Routed OCR per page: the born-digital text layer where complete, image OCR otherwise.",

@@ -19,6 +19,7 @@ from dagster import EnvVar
 from idp_assets.exports import ExportTarget
 from resources.embedder import Embedder
 from resources.graph import GraphStore
+from resources.io_manager import S3PydanticIOManager
 from resources.llm import LlmRouter
 from resources.ocr.router import OcrRouter
 from resources.storage import DocumentStore
@@ -40,7 +41,7 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
     data = Path(data_dir or env.get("IDP_DATA_DIR", "./.idp"))
     graph_uri = env.get("IDP_GRAPH_URI", "bolt://127.0.0.1:7687")
     local_graph = graph_uri.split("://", 1)[-1].split(":")[0] in ("127.0.0.1", "localhost")
-    return {
+    resources = {
         "document_store": DocumentStore(
             kind=env.get("IDP_STORE_KIND", "local"),
             root=str(data / "store"),
@@ -50,6 +51,7 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
             region_name=env.get("AWS_DEFAULT_REGION") or None,
             aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+            thumbnails_bucket=env.get("IDP_THUMBNAILS_BUCKET") or None,
         ),
         "inbox_settings": InboxSettings(path=env.get("IDP_INBOX", "./inbox")),
         "s3_inbox_settings": S3InboxSettings(
@@ -101,3 +103,15 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
         # optional LLM field extraction: a LiteLLM router config of task aliases (idp-fields)
         "llm_router": LlmRouter(enabled=bool(env.get("IDP_LLM_CONFIG")), config_path=env.get("IDP_LLM_CONFIG") or None),
     }
+    # step outputs: Dagster's default (pickles below DAGSTER_HOME) unless S3 is chosen; with the
+    # document store on S3 the outputs follow it (IDP_IO_MANAGER=fs keeps the default)
+    if env.get("IDP_IO_MANAGER", "s3" if env.get("IDP_STORE_KIND") == "s3" else "fs") == "s3":
+        resources["io_manager"] = S3PydanticIOManager(
+            bucket=env.get("IDP_IO_BUCKET", "processed"),
+            prefix=env.get("IDP_IO_PREFIX", "dagster"),
+            endpoint_url=env.get("IDP_S3_ENDPOINT_URL") or None,
+            region_name=env.get("AWS_DEFAULT_REGION") or None,
+            aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+        )
+    return resources

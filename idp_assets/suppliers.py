@@ -12,6 +12,7 @@ from dagster import (
 from dagster._core.definitions.data_version import DATA_VERSION_TAG, extract_data_version_from_entry
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.logic.suppliers import build_evidence, normalize_id
 from idp_assets.models import ExtractedFields, OcrPages, SupplierCandidate, SupplierMatch
 from resources.suppliers_db import SupplierMaster
@@ -73,6 +74,7 @@ def supplier_master_asset(supplier_master: SupplierMaster):
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="2",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     deps=[MASTER_KEY],
     description="Supplier of the document from the master (identifiers first, then name + address), or 'new'.",
     check_specs=[check_spec("supplier_matches", "score_in_range", "match score is in [0, 1]"),

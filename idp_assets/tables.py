@@ -4,6 +4,7 @@
 from dagster import AssetExecutionContext, Output, asset
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.logic.tables import document_tables, normalize_table
 from idp_assets.models import OcrPages, RawPages, Table, Tables
 from resources.storage import DocumentStore
@@ -24,6 +25,7 @@ def find_tables(raw: RawPages, ocr: OcrPages, original: bytes) -> list[Table]:
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="2",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     description="Tables as cell grids (ruled cells refined by word positions, text alignment, e-invoice line items, "
     "office tables) with typed cells, header rows and invoice line items.",
     check_specs=[

@@ -28,6 +28,25 @@ def safe_key(*parts: str) -> str:
     return "/".join(parts)
 
 
+def s3_client(endpoint_url: str | None = None, region_name: str | None = None,
+              aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None):
+    """A boto3 S3 client (SigV4); path-style addressing when `endpoint_url` is set (MinIO, SeaweedFS)."""
+    import boto3
+    from botocore.config import Config
+
+    retries = {"max_attempts": 5, "mode": "standard"}
+    # path-style addressing for MinIO/SeaweedFS endpoints without wildcard DNS
+    cfg = Config(s3={"addressing_style": "path"}, retries=retries) if endpoint_url else Config(retries=retries)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        config=cfg,
+    )
+
+
 def original_key(document_id: str) -> str:
     if not _SHA256.match(document_id):
         raise ValueError(f"not a sha256 document id: {document_id!r}")
@@ -49,7 +68,9 @@ class DocumentStore(ConfigurableResource):
     endpoint_url: str | None = None
     region_name: str | None = None
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
+    aws_secret_access_key: str | None = Field(default=None, repr=False)
+    thumbnails_bucket: str | None = Field(
+        default=None, description="kind=s3: bucket for page thumbnails (BucketLayout `thumbnails`); None: `bucket`")
 
     _client: object = PrivateAttr(default=None)
 
@@ -63,19 +84,8 @@ class DocumentStore(ConfigurableResource):
 
     def _s3(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            # path-style addressing for MinIO/SeaweedFS endpoints without wildcard DNS
-            cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-                aws_access_key_id=self.aws_access_key_id,
-                aws_secret_access_key=self.aws_secret_access_key,
-                config=cfg if self.endpoint_url else Config(retries={"max_attempts": 5, "mode": "standard"}),
-            )
+            self._client = s3_client(self.endpoint_url, self.region_name, self.aws_access_key_id,
+                                     self.aws_secret_access_key)
         return self._client
 
     def _s3_key(self, key: str) -> str:
@@ -90,15 +100,18 @@ class DocumentStore(ConfigurableResource):
         except Exception:  # noqa: BLE001 - head_bucket raises ClientError(404) for a missing bucket
             s3.create_bucket(Bucket=self.bucket)
 
-    def uri(self, key: str) -> str:
+    def uri(self, key: str, *, bucket: str | None = None) -> str:
         if self.kind == "s3":
-            return f"s3://{self.bucket}/{self._s3_key(key)}"
+            return f"s3://{bucket or self.bucket}/{self._s3_key(key)}"
         return self._path(key).as_uri()
 
     # -- generic byte I/O -------------------------------------------------
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *,
+            bucket: str | None = None) -> str:
+        """Write `data` under `key`; `bucket` (kind=s3 only) overrides the store bucket."""
         if self.kind == "s3":
-            self._s3().put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data, ContentType=content_type)
+            self._s3().put_object(Bucket=bucket or self.bucket, Key=self._s3_key(key), Body=data,
+                                  ContentType=content_type)
         else:
             p = self._path(key)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -107,11 +120,11 @@ class DocumentStore(ConfigurableResource):
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, p)
-        return self.uri(key)
+        return self.uri(key, bucket=bucket)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, bucket: str | None = None) -> bytes:
         if self.kind == "s3":
-            return self._s3().get_object(Bucket=self.bucket, Key=self._s3_key(key))["Body"].read()
+            return self._s3().get_object(Bucket=bucket or self.bucket, Key=self._s3_key(key))["Body"].read()
         return self._path(key).read_bytes()
 
     def exists(self, key: str) -> bool:
@@ -169,3 +182,15 @@ class DocumentStore(ConfigurableResource):
     def artifact_key(self, document_id: str, *parts: str) -> str:
         original_key(document_id)  # validates the id
         return safe_key("artifacts", document_id, *parts)
+
+    # -- page thumbnails (short-lived; the `thumbnails` bucket has its own expiry rule) --
+    def thumbnail_key(self, document_id: str, page_number: int) -> str:
+        original_key(document_id)  # validates the id
+        return safe_key("thumbnails", document_id, f"p{int(page_number):04d}.png")
+
+    def put_thumbnail(self, document_id: str, page_number: int, png: bytes) -> str:
+        """Store one page thumbnail (PNG) in `thumbnails_bucket` (kind=s3) or below `root/thumbnails`; returns its URI."""
+        return self.put(self.thumbnail_key(document_id, page_number), png, "image/png", bucket=self.thumbnails_bucket)
+
+    def get_thumbnail(self, document_id: str, page_number: int) -> bytes:
+        return self.get(self.thumbnail_key(document_id, page_number), bucket=self.thumbnails_bucket)

@@ -7,13 +7,16 @@ from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 
 CHAIN = ["source_documents", "raw_pages", "ocr_pages", "normalized_tables", "extracted_fields",
          "supplier_matches", "embeddings", "graph_nodes", "document_exports"]
+SIDE_BRANCHES = {"page_thumbnails": "raw_pages"}  # per-document assets off the chain: name -> its parent
 
 
 def test_definitions_load_and_resolve():
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == set(CHAIN) | {"supplier_master"}
-    assert set(repo.sensor_defs and [s.name for s in repo.sensor_defs]) == {"inbox_sensor", "s3_sensor"}
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == set(CHAIN) | set(SIDE_BRANCHES) | {"supplier_master"}
+    assert set(repo.sensor_defs and [s.name for s in repo.sensor_defs]) == {"inbox_sensor", "s3_sensor",
+                                                                           "document_backfill_sensor"}
+    assert [s.name for s in repo.schedule_defs] == ["document_backfill_schedule"]
     assert repo.get_job("process_document") is not None
 
 
@@ -36,6 +39,8 @@ def test_lineage_follows_the_stages():
                     seen.add(p)
                     todo.append(p)
         assert upstream in seen, (upstream, downstream)
+    for name, parent in SIDE_BRANCHES.items():
+        assert {p.to_user_string() for p in graph.get(AssetKey(name)).parent_keys} == {parent}, name
 
 
 def test_ocr_step_names_its_compute_class():

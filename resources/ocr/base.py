@@ -60,8 +60,20 @@ class OcrEngine(ABC):
     inputs: ClassVar[frozenset[str]] = frozenset({"image"})
     options_class: ClassVar[type[EngineOptions]]
 
+    revision: ClassVar[str] = "1"  # bump when the engine's own reading code changes (part of `version`)
+    version_packages: ClassVar[tuple[str, ...]] = ()  # installed libraries whose versions are part of `version`
+
     def __init__(self, options: EngineOptions | None = None):
         self.options = options if options is not None else self.options_class(kind=self.name)
+
+    @property
+    def version(self) -> str:
+        """What produces this engine's output: revision, options, library versions (model engines add
+        their weights). Cheap: nothing is loaded. Part of the `ocr_pages` code version."""
+        from idp_assets.versions import package_versions, short_hash
+
+        return " ".join([f"{self.name}/{self.revision}", f"options={short_hash(self.options.model_dump(mode='json'))}",
+                         *package_versions(self.version_packages)])
 
     @property
     def languages(self) -> list[str]:

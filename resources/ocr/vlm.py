@@ -108,6 +108,14 @@ class HfVlmEngine(OcrEngine):
     options_class = HfVlmOptions
     options: HfVlmOptions
     model_class: str = "AutoModelForImageTextToText"
+    version_packages = ("transformers", "torch")
+
+    @property
+    def version(self) -> str:
+        """Adds a fingerprint of the local weights folder (config files + weight file headers)."""
+        from idp_assets.versions import weights_fingerprint
+
+        return f"{super().version} weights={weights_fingerprint(self.options.model_path)}"
 
     def __init__(self, options=None):
         super().__init__(options)
