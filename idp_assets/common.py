@@ -5,12 +5,26 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, Failure, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+)
 
 from idp_assets.partitions import documents_partitions
 
 ASSET_GROUP = "documents"
 PARTITIONS = documents_partitions
+
+# steps that write to a server (graph over Bolt, a Chroma server) outlive an outage of it:
+# the store's own retries cover seconds; then the whole step is retried 2, 4, 8, 16 s later
+SERVICE_RETRY_POLICY = RetryPolicy(max_retries=4, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 def check_spec(asset: str, name: str, description: str) -> AssetCheckSpec:

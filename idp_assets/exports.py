@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, MetadataValue, 
 from pydantic import Field
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.logic.export import build_export, export_files, safe_stem
 from idp_assets.models import DocumentExport, ExtractedFields, OcrPages, SourceDocument, SupplierMatch, Tables
 from resources.storage import DocumentStore
@@ -40,6 +41,7 @@ class ExportTarget(ConfigurableResource):
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="2",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
     deps=["graph_nodes"],  # the export is written once the document is searchable
     description="JSON export (document, pages, text, fields, tables, supplier match, validation, errors), "
     "CSV of header fields and line items, UN/CEFACT CII XML.",
@@ -75,6 +77,7 @@ def document_exports(
         result,
         metadata={
             "status": record["status"],
+            "partial_reasons": MetadataValue.json(record["partial_reasons"]),
             "store_uri": store_uri,
             "path": MetadataValue.path(local),
             **{f"path_{k.replace('.', '_')}": v for k, v in paths.items()},

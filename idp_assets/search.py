@@ -7,7 +7,8 @@ Thin Dagster wiring: the work is in `idp_assets.hybrid_search.embed_document` /
 
 from dagster import AssetExecutionContext, Output, asset
 
-from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.common import ASSET_GROUP, PARTITIONS, SERVICE_RETRY_POLICY, check_result, check_spec, timed
+from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.hybrid_search import embed_document, self_retrieval, write_graph
 from idp_assets.logic.llm_entities import LLM_SOURCE, request_llm_entities
 from idp_assets.models import (
@@ -31,6 +32,8 @@ EMBEDDINGS_CODE_VERSION = f"2+{configured_version()}"
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version=EMBEDDINGS_CODE_VERSION,
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
+    retry_policy=SERVICE_RETRY_POLICY,
     description=(
         "Layout-aware chunks (page / heading / paragraph / table) embedded into the Chroma collection "
         "`document_chunks`, entities into `entities`, with filter metadata (document, page, supplier, doc type, "
@@ -79,6 +82,8 @@ def embeddings(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
     code_version="2",
+    backfill_policy=DOCUMENT_BACKFILL_POLICY,
+    retry_policy=SERVICE_RETRY_POLICY,
     description=(
         "Document, Page, Chunk, Table, LineItem, Supplier and Entity nodes with HAS_PAGE, CONTAINS, MENTIONS, "
         "ISSUED_BY, HAS_TABLE, HAS_ITEM and DUPLICATE_OF edges, MERGEd over Bolt (Neo4j or ArcadeDB) in one "

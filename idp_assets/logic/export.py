@@ -24,7 +24,8 @@ def build_export(
                 errors.append({"page": p.number, "engine": a.engine, "error": a.error})
         if p.empty_reason:
             errors.append({"page": p.number, "error": p.empty_reason})
-    status = "partial" if any(not p.text.strip() for p in ocr.pages) else "ok"
+    partial = partial_reasons(ocr)
+    status = "partial" if partial else "ok"
     return {
         "schema_version": EXPORT_SCHEMA_VERSION,
         "document_id": source.document_id,
@@ -44,7 +45,27 @@ def build_export(
         "supplier_match": supplier.model_dump(exclude={"document_id"}),
         "validation": fields.validation,
         "errors": errors,
+        "partial_reasons": partial,
     }
+
+
+def partial_reasons(ocr: OcrPages) -> list[dict]:
+    """Why the document's result is only partial: pages without text, pages whose engine was cut off.
+
+    A page that hung an engine past the per-page timeout was read by a fallback
+    engine (or not at all); the export says so instead of passing it off as a
+    complete reading.  Empty list: the result is complete.
+    """
+    out: list[dict] = []
+    for p in ocr.pages:
+        timed_out = [a.engine for a in p.attempts if not a.ok and (a.error or "").startswith("EngineTimeout")]
+        if timed_out:
+            then = f"read by {p.engine}" if p.text.strip() else "no engine read it"
+            out.append({"page": p.number, "code": "engine_timeout",
+                        "reason": f"{', '.join(timed_out)} cut off after the per-page timeout; {then}"})
+        if not p.text.strip():
+            out.append({"page": p.number, "code": "no_text", "reason": p.empty_reason or "no text recognised"})
+    return out
 
 
 def failed_export(document_id: str | None, uri: str, filename: str, reason: str, message: str) -> dict:
