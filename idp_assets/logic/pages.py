@@ -254,8 +254,12 @@ def _char_is_valid(ch: str) -> bool:
     return cat not in ("Cc", "Cs", "Co", "Cn")
 
 
+@functools.lru_cache(maxsize=64)
 def text_validity(text: str) -> float:
     """Share of non-whitespace characters that map to real, printable Unicode.
+
+    Cached: the router's text-layer verdict and the text-layer engine measure the
+    same page text one after the other.
 
     A text layer written with fonts lacking a ToUnicode map comes out as
     control characters, private-use code points or U+FFFD; this ratio is the

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import time
 import unicodedata
 from typing import Literal
@@ -30,6 +29,7 @@ from pydantic import Field
 
 from idp_assets.models import OcrWord, RawPage
 from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine, weighted_confidence
+from resources.ocr.pool import pool_for
 from resources.ocr.registry import register_engine
 
 
@@ -51,27 +51,22 @@ class RapidOcrOptions(EngineOptions):
     threads: int = Field(default=1, ge=-1, description="onnxruntime intra-op threads (-1: onnxruntime decides)")
 
 
-_ENGINES: dict[tuple, tuple[object, threading.Lock]] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def _rapid(threads: int, text_score: float):
-    """One RapidOCR instance per process and configuration (loading the models takes ~0.5 s)."""
-    key = (os.getpid(), threads, text_score)
-    with _ENGINES_LOCK:
-        entry = _ENGINES.get(key)
-        if entry is None:
-            from rapidocr import RapidOCR
+    """The pool of RapidOCR pipelines for this configuration (loading the models takes ~0.5 s)."""
 
-            params = {
-                "Global.use_cls": False,
-                "Global.log_level": "critical",
-                "Global.text_score": text_score,
-                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            }
-            entry = _ENGINES[key] = (RapidOCR(params=params), threading.Lock())
-        return entry
+    def make():
+        from rapidocr import RapidOCR
+
+        params = {
+            "Global.use_cls": False,
+            "Global.log_level": "critical",
+            "Global.text_score": text_score,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+        return RapidOCR(params=params)
+
+    return pool_for(("rapidocr", threads, text_score), make)
 
 
 def _xs(box) -> tuple[float, float, float, float]:
@@ -146,6 +141,7 @@ class RapidOcrEngine(OcrEngine):
     compute = "cpu"
     inputs = frozenset({"image"})
     options_class = RapidOcrOptions
+    version_packages = ("rapidocr", "onnxruntime")  # the models ship inside the rapidocr package
     options: RapidOcrOptions
 
     @property
@@ -167,8 +163,7 @@ class RapidOcrEngine(OcrEngine):
     def _read(self, rgb) -> list[OcrWord]:
         import numpy as np
 
-        engine, lock = _rapid(self.options.threads, self.options.text_score)
-        with lock:
+        with _rapid(self.options.threads, self.options.text_score).lease() as engine:
             res = engine(np.asarray(rgb)[:, :, ::-1], return_word_box=True, return_single_char_box=True)
         txts = list(res.txts or [])
         if not txts:

@@ -9,8 +9,11 @@ fast engine (Tesseract), harder ones to the accurate one (RapidOCR), the
 hardest to a configured, healthy GPU engine.  A fixed `image_engines` list
 turns the complexity routing off.
 
-`OcrRouter.ocr_document` runs the chain page by page: each engine runs in a
-worker thread cut off after `page_timeout_s`; an engine that fails, times out
+`OcrRouter.ocr_document` reads a document's image pages in parallel
+(`page_workers` threads; Tesseract and onnxruntime release the GIL, and every
+thread leases its own engine instance from `resources.ocr.pool`) and runs the
+chain for each page: each engine runs in a worker thread cut off after
+`page_timeout_s`; an engine that fails, times out
 or reports a confidence below `min_confidence` passes the page on to the next.
 Every attempt is kept (engine, seconds, confidence, error) and the
 `route_reason` says why the kept engine was chosen (complexity, fallbacks, and
@@ -19,10 +22,12 @@ the agreement with another engine's reading where two engines produced text).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -185,6 +190,16 @@ def word_agreement(a: str, b: str) -> float | None:
     return 2 * common / (na + nb) if na + nb else 0.0
 
 
+def _serialised(fn: Callable) -> Callable:
+    lock = threading.Lock()
+
+    def call(*args, **kwargs):
+        with lock:
+            return fn(*args, **kwargs)
+
+    return call
+
+
 class OcrRouter(ConfigurableResource):
     """Routes every page to an engine, runs it, falls back on failure or low confidence."""
 
@@ -212,11 +227,18 @@ class OcrRouter(ConfigurableResource):
         "tracks word F1 closely on the corpus (r=0.92 on receipts), and below 0.9 RapidOCR reads those pages better",
     )
     force_engine: str | None = Field(default=None, description="use this engine for every page (if healthy)")
+    page_workers: int = Field(
+        default=0,
+        ge=0,
+        description="image pages of one document read at once (threads; engines release the GIL while reading); "
+        "0 = the machine's CPU count, at most 4",
+    )
     engine_settings: dict[str, dict] = Field(
         default_factory=dict, description="extra options per engine name (e.g. model paths of GPU engines)"
     )
 
     _engines: dict = PrivateAttr(default_factory=dict)
+    _engines_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _health: dict | None = PrivateAttr(default=None)
 
     # -- engines ---------------------------------------------------------------
@@ -237,9 +259,14 @@ class OcrRouter(ConfigurableResource):
         return opts
 
     def engine(self, name: str) -> OcrEngine:
-        if name not in self._engines:
-            self._engines[name] = get_engine(name, **self.engine_options(name))
-        return self._engines[name]
+        with self._engines_lock:
+            if name not in self._engines:
+                self._engines[name] = get_engine(name, **self.engine_options(name))
+            return self._engines[name]
+
+    def workers(self) -> int:
+        """Threads reading the image pages of one document (`page_workers`, 0 = CPU count, at most 4)."""
+        return self.page_workers or max(1, min(4, os.cpu_count() or 1))
 
     def engines_health(self, refresh: bool = False) -> dict[str, tuple[bool, str]]:
         if self._health is None or refresh:
@@ -443,13 +470,23 @@ class OcrRouter(ConfigurableResource):
             if raw.office_text is not None and page.text_layer != raw.office_text:
                 page = page.model_copy(update={"text_layer": raw.office_text})
             return OcrPages(document_id=raw.document_id, pages=[self.ocr_page(page, None, kind="office")])
-        return OcrPages(
-            document_id=raw.document_id,
-            pages=[
-                self.ocr_page(p, img, kind=raw.kind, render=render, occupancy=occupancy)
-                for p, img in zip(raw.pages, images)
-            ],
-        )
+        self.engines_health()  # once, before any worker thread needs it
+        if render is not None:
+            render = _serialised(render)  # pdfium is not thread-safe
+
+        def read(i: int) -> OcrPage:
+            return self.ocr_page(raw.pages[i], images[i], kind=raw.kind, render=render, occupancy=occupancy)
+
+        # pages that need image OCR are read in parallel (page order is kept); text-layer
+        # pages cost microseconds and are read inline
+        image_pages = [i for i, (p, img) in enumerate(zip(raw.pages, images)) if img is not None]
+        workers = min(self.workers(), len(image_pages))
+        if workers <= 1:
+            pages = [read(i) for i in range(len(raw.pages))]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-page") as pool:
+                pages = list(pool.map(read, range(len(raw.pages))))
+        return OcrPages(document_id=raw.document_id, pages=pages)
 
 
 __all__ = [

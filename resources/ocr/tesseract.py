@@ -1,8 +1,8 @@
 """Tesseract (tesserocr) engine: orientation detection, scaling, words with confidences.
 
-One PyTessBaseAPI per process and configuration, created on first use and
-reused for every page (initialising Tesseract costs ~0.3 s); a lock guards it
-because the API object is not thread-safe.  Set OMP_THREAD_LIMIT=1 in the
+Initialised PyTessBaseAPIs are pooled per process and configuration
+(`resources.ocr.pool`: initialising Tesseract costs ~0.3 s and an API is not
+thread-safe), so pages read in parallel each get an API of their own.  Set OMP_THREAD_LIMIT=1 in the
 environment: Tesseract's OpenMP threads slow it down on small machines.
 
 Per page:
@@ -24,7 +24,6 @@ Per page:
 from __future__ import annotations
 
 import os
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -35,6 +34,7 @@ from pydantic import Field
 from idp_assets.logic.pages import estimate_text_height
 from idp_assets.models import OcrWord, RawPage
 from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine, weighted_confidence
+from resources.ocr.pool import pool_for
 from resources.ocr.registry import register_engine
 
 _TESSDATA_CANDIDATES = (
@@ -84,24 +84,21 @@ class TesseractOptions(EngineOptions):
     variables: dict[str, str] = Field(default_factory=dict, description="extra Tesseract variables")
 
 
-# one API per (pid, tessdata, lang, psm, oem, variables) -----------------------------------
-_APIS: dict[tuple, tuple[object, threading.Lock]] = {}
-_APIS_LOCK = threading.Lock()
-
-
+# one pool of APIs per (pid, tessdata, lang, psm, oem, variables) ---------------------------
 def _api(tessdata: str, lang: str, psm: int, oem: int, variables: tuple = ()):
-    from tesserocr import PyTessBaseAPI
+    """The pool of initialised APIs for this configuration (one API per concurrent reader)."""
 
-    key = (os.getpid(), tessdata, lang, psm, oem, variables)
-    with _APIS_LOCK:
-        entry = _APIS.get(key)
-        if entry is None:
-            api = PyTessBaseAPI(path=tessdata, lang=lang, psm=psm, oem=oem)
-            for name, value in variables:
-                if not api.SetVariable(name, value):
-                    raise EngineError(f"unknown Tesseract variable {name!r}")
-            entry = _APIS[key] = (api, threading.Lock())
-        return entry
+    def make():
+        from tesserocr import PyTessBaseAPI
+
+        api = PyTessBaseAPI(path=tessdata, lang=lang, psm=psm, oem=oem)
+        for name, value in variables:
+            if not api.SetVariable(name, value):
+                api.End()
+                raise EngineError(f"unknown Tesseract variable {name!r}")
+        return api
+
+    return pool_for(("tesseract", tessdata, lang, psm, oem, variables), make)
 
 
 def _has_alnum(text: str) -> bool:
@@ -135,8 +132,7 @@ def detect_orientation(gray, tessdata: str, min_confidence: float) -> tuple[int,
     """Clockwise degrees to turn `gray` upright (0/90/180/270) and the OSD result."""
     from tesserocr import PSM
 
-    api, lock = _api(tessdata, "osd", int(PSM.OSD_ONLY), 3)
-    with lock:
+    with _api(tessdata, "osd", int(PSM.OSD_ONLY), 3).lease() as api:
         try:
             api.SetImage(gray)
             osd = api.DetectOrientationScript()
@@ -161,6 +157,24 @@ class TesseractEngine(OcrEngine):
     inputs = frozenset({"image"})
     options_class = TesseractOptions
     options: TesseractOptions
+
+    version_packages = ("tesserocr",)
+
+    @property
+    def version(self) -> str:
+        """Adds the libtesseract version and a fingerprint of the traineddata files used."""
+        from idp_assets.versions import files_fingerprint
+
+        try:
+            import tesserocr
+
+            lib = tesserocr.tesseract_version().split()[1]
+        except (ImportError, IndexError):
+            lib = "missing"
+        tessdata = find_tessdata(self.options.tessdata)
+        names = [*self.languages, *(["osd"] if self.options.detect_orientation else [])]
+        data = files_fingerprint(Path(tessdata) / f"{n}.traineddata" for n in names) if tessdata else "missing"
+        return f"{super().version} libtesseract={lib} traineddata={data}"
 
     @property
     def languages(self) -> list[str]:
@@ -198,10 +212,10 @@ class TesseractEngine(OcrEngine):
         from tesserocr import RIL
 
         opts = self.options
-        api, lock = _api(self._tessdata(), opts.lang, opts.psm, opts.oem, tuple(sorted(opts.variables.items())))
+        pool = _api(self._tessdata(), opts.lang, opts.psm, opts.oem, tuple(sorted(opts.variables.items())))
         words: list[OcrWord] = []
         lines: list[list[str]] = []
-        with lock:
+        with pool.lease() as api:
             try:
                 api.SetImage(gray)
                 if ppi:
