@@ -101,6 +101,7 @@ def graph_server(action: str) -> None:
 
 
 import idp_assets.bench_suppliers  # noqa: E402,F401  (adds `idp bench suppliers` to the bench group)
+import idp_assets.bench_pipeline  # noqa: E402,F401  (adds `idp bench pipeline` to the bench group)
 
 from idp_assets.audit import audit  # noqa: E402
 
@@ -119,6 +120,48 @@ main.add_command(search_cmd)
 from idp_assets.metrics import metrics  # noqa: E402
 
 main.add_command(metrics)
+
+
+
+@main.command()
+@click.option("--stale", is_flag=True, help="assets whose code version (or an input's data version) changed")
+@click.option("--failed", is_flag=True, help="partitions whose latest run failed")
+@click.option("--missing", is_flag=True, help="assets never materialized for a partition")
+@click.option("--all", "all_", is_flag=True, help="all three")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="only partitions with a run on or after this day (UTC)")
+@click.option("--dry-run", is_flag=True, help="only print the partitions and why")
+@click.option("--data-dir", default=None, help="embedded data folder; default $IDP_DATA_DIR or ./.idp")
+def backfill(stale: bool, failed: bool, missing: bool, all_: bool, since, dry_run: bool, data_dir: str | None) -> None:
+    """Re-run document partitions that are stale, failed or missing (in-process, like `idp process`)."""
+    import os
+
+    from idp_assets.audit import instance_for
+    from idp_assets.backfill import REASONS, find_backfill_partitions, run_candidates
+    from idp_assets.definitions import ALL_ASSETS, defs
+    from idp_assets.exports import ExportTarget
+    from idp_assets.settings import build_resources
+
+    reasons = REASONS if all_ else tuple(r for r, on in zip(REASONS, (failed, missing, stale)) if on)
+    if not reasons:
+        raise click.UsageError("choose --stale, --failed, --missing or --all")
+    instance = instance_for(data_dir)
+    found = find_backfill_partitions(instance, defs.resolve_asset_graph(), reasons=reasons,
+                                     since=since.date() if since else None)
+    for c in found:
+        click.echo(f"{c.partition}  {c.reason:<7}  {', '.join(c.assets)}  ({'; '.join(c.details)})")
+    click.echo(f"{len(found)} partitions to re-run" + (" (dry run)" if dry_run else ""), err=True)
+    if dry_run or not found:
+        return
+    resources = build_resources(data_dir=data_dir)
+    if not os.environ.get("IDP_EXPORT_DIR"):  # as `idp process`: exports next to the data dir
+        resources["export_target"] = ExportTarget(out_dir=str(Path(resources["document_store"].root).parent / "exports"))
+    results = run_candidates(found, ALL_ASSETS, resources, instance, progress=sys.stderr)
+    bad = sum(1 for _, ok, _ in results if not ok)
+    click.echo(f"{len(results) - bad} re-run, {bad} failed", err=True)
+    if bad:
+        sys.exit(1)
+
 
 if __name__ == "__main__":
     main()
