@@ -106,3 +106,75 @@ def test_tesseract_pages_in_parallel_read_like_sequential():
     assert [p.text for p in par.pages] == [p.text for p in seq.pages]
     assert [p.confidence for p in par.pages] == [p.confidence for p in seq.pages]
     assert all(f"{1000 + i}" in p.text for i, p in enumerate(par.pages))
+
+
+class _BatchLog:
+    calls: list[int] = []
+    fail = False
+
+
+def _register_batching(name: str = "batching_test", batch: int = 3):
+    class BatchingOptions(EngineOptions):
+        kind: Literal["batching_test"] = "batching_test"
+
+    class Batching(OcrEngine):
+        """A GPU-style engine: one read_batch call for several pages (like one generate() call)."""
+
+        compute = "gpu"
+        options_class = BatchingOptions
+
+        @property
+        def batch_size(self) -> int:
+            return batch
+
+        def read_batch(self, page_images, raw_pages):
+            _BatchLog.calls.append(len(page_images))
+            if _BatchLog.fail:
+                raise RuntimeError("CUDA out of memory")
+            return [EngineOutput(text=f"batched page {p.number}", confidence=0.9) for p in raw_pages]
+
+        def read(self, page_image, raw_page):
+            return self.read_batch([page_image], [raw_page])[0]
+
+    Batching.name = name
+    register_engine(Batching)
+
+
+def test_router_batches_pages_for_batching_engines():
+    _BatchLog.calls, _BatchLog.fail = [], False
+    _register_batching()
+    try:
+        r = OcrRouter(image_engines=["batching_test"], page_workers=2)
+        out = r.ocr_document(_raw(5), [Image.new("L", (40, 20), 255) for _ in range(5)])
+        assert _BatchLog.calls == [3, 2]  # two generate() calls for five pages
+        assert [p.text for p in out.pages] == [f"batched page {i}" for i in range(1, 6)]
+        assert all("read it in a batch of" in p.route_reason for p in out.pages)
+        assert all(p.attempts[0].seconds >= 0 and p.compute == "gpu" for p in out.pages)
+        # one page alone is read like any other (no batch note)
+        _BatchLog.calls = []
+        single = r.ocr_document(_raw(1), [Image.new("L", (40, 20), 255)])
+        assert _BatchLog.calls == [1] and "batch" not in single.pages[0].route_reason
+    finally:
+        unregister_engine("batching_test")
+
+
+def test_failed_batch_sends_every_page_to_the_fallback():
+    _BatchLog.calls, _BatchLog.fail = [], True
+    _register_batching()
+    font = ImageFont.truetype(FONT, 36)
+    images = []
+    for i in range(2):
+        im = Image.new("L", (1000, 200), 255)
+        ImageDraw.Draw(im).text((40, 70), f"Lieferschein {500 + i}", font=font, fill=0)
+        images.append(im)
+    try:
+        r = OcrRouter(image_engines=["batching_test", "tesseract"])
+        out = r.ocr_document(_raw(2), images)
+        assert _BatchLog.calls == [2]
+        for i, p in enumerate(out.pages):
+            assert [a.engine for a in p.attempts] == ["batching_test", "tesseract"]
+            assert "CUDA out of memory" in p.attempts[0].error and p.engine == "tesseract"
+            assert f"{500 + i}" in p.text
+    finally:
+        _BatchLog.fail = False
+        unregister_engine("batching_test")

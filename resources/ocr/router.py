@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from dagster import ConfigurableResource
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -144,6 +145,26 @@ def engine_chain(
     ):
         chain.append(prefs.text_engine)
     return chain
+
+
+@dataclass
+class PagePlan:
+    """What the router decided for a page: engines in order, why, and the image they read."""
+
+    chain: list[str]
+    reason: str
+    first: str | None
+    image: object = None
+
+
+@dataclass
+class Prefetched:
+    """A page's first attempt, already read in a batch: its output (or the batch's error) and time share."""
+
+    engine: str
+    result: EngineOutput | BaseException
+    seconds: float
+    batch: int
 
 
 class EngineTimeout(TimeoutError):
@@ -286,7 +307,7 @@ class OcrRouter(ConfigurableResource):
         return self._health
 
     # -- reading -----------------------------------------------------------------
-    def ocr_page(
+    def plan_page(
         self,
         raw_page: RawPage,
         image,
@@ -294,7 +315,8 @@ class OcrRouter(ConfigurableResource):
         kind: str = "pdf",
         render: Callable[[int], object] | None = None,
         occupancy: Mapping[str, float] | None = None,
-    ) -> OcrPage:
+    ) -> PagePlan:
+        """The engine chain for one page, why, and the (rendered, deskewed) image to read."""
         health = self.engines_health()
         prefs = self.prefs()
         first, reason = route_page(raw_page, health, prefs, kind=kind)
@@ -312,23 +334,49 @@ class OcrRouter(ConfigurableResource):
                 if kind == "pdf" and raw_page.text_layer_chars and _healthy(health, prefs.text_engine):
                     chain.append(prefs.text_engine)
                 first = chain[0]
-        chain = chain[: self.max_attempts]
+        return PagePlan(chain=chain[: self.max_attempts], reason=reason, first=first, image=image)
+
+    def ocr_page(
+        self,
+        raw_page: RawPage,
+        image,
+        *,
+        kind: str = "pdf",
+        render: Callable[[int], object] | None = None,
+        occupancy: Mapping[str, float] | None = None,
+        plan: PagePlan | None = None,
+        prefetched: Prefetched | None = None,
+    ) -> OcrPage:
+        """Read one page along its plan's chain; `prefetched` is the first engine's result from a batch."""
+        prefs = self.prefs()
+        if plan is None:
+            plan = self.plan_page(raw_page, image, kind=kind, render=render, occupancy=occupancy)
+        chain, reason, first, image = plan.chain, plan.reason, plan.first, plan.image
+        if prefetched is not None and chain and prefetched.engine == chain[0]:
+            reason += f"; {prefetched.engine} read it in a batch of {prefetched.batch} pages"
         attempts: list[EngineAttempt] = []
         notes: list[str] = []
         best: tuple[str, EngineOutput] | None = None
         accepted = False
         readings: list[tuple[str, EngineOutput]] = []
-        for name in chain:
+        for i, name in enumerate(chain):
             engine = self.engine(name)
             t0 = time.perf_counter()
             try:
-                page_image = image
-                if "image" in engine.inputs and page_image is None and render is not None:
-                    page_image = image = render(raw_page.number)
-                # image engines run in a worker thread that is cut off after page_timeout_s; text
-                # engines (text layer, office text) are bounded by the text size and run inline
-                timeout = self.page_timeout_s if "image" in engine.inputs else None
-                out = run_with_timeout(lambda e=engine, im=page_image: e.read(im, raw_page), timeout)
+                if i == 0 and prefetched is not None and prefetched.engine == name:
+                    # read in a batch with other pages; its share of the batch's time
+                    t0 -= prefetched.seconds
+                    if isinstance(prefetched.result, BaseException):
+                        raise prefetched.result
+                    out = prefetched.result
+                else:
+                    page_image = image
+                    if "image" in engine.inputs and page_image is None and render is not None:
+                        page_image = image = render(raw_page.number)
+                    # image engines run in a worker thread that is cut off after page_timeout_s; text
+                    # engines (text layer, office text) are bounded by the text size and run inline
+                    timeout = self.page_timeout_s if "image" in engine.inputs else None
+                    out = run_with_timeout(lambda e=engine, im=page_image: e.read(im, raw_page), timeout)
             except Exception as exc:  # noqa: BLE001 - record and fall back
                 attempts.append(
                     EngineAttempt(
@@ -447,6 +495,47 @@ class OcrRouter(ConfigurableResource):
         except Exception:  # noqa: BLE001
             return "cpu"
 
+    def read_batches(self, pages: Sequence[RawPage], plans: Sequence[PagePlan]) -> dict[int, Prefetched]:
+        """First attempts of pages whose lead engine reads batches (GPU engines: one `generate` call for
+        up to `batch_size` pages), read batch by batch; page index -> its result or the batch's error.
+
+        A batch gets `page_timeout_s` per page in it; a batch that fails or times out is recorded
+        for each of its pages, which then go on to their fallback engines one by one.
+        """
+        groups: dict[str, list[int]] = {}
+        for i, plan in enumerate(plans):
+            if not plan.chain or plan.image is None:
+                continue
+            name = plan.chain[0]
+            try:
+                engine = self.engine(name)
+            except Exception:  # noqa: BLE001 - unknown engines fail in ocr_page, with the reason recorded
+                continue
+            if engine.batch_size > 1 and callable(getattr(engine, "read_batch", None)) and "image" in engine.inputs:
+                groups.setdefault(name, []).append(i)
+        out: dict[int, Prefetched] = {}
+        for name, idx in groups.items():
+            if len(idx) < 2:
+                continue  # a single page is read like any other
+            engine = self.engine(name)
+            for k in range(0, len(idx), engine.batch_size):
+                chunk = idx[k : k + engine.batch_size]
+                t0 = time.perf_counter()
+                try:
+                    results: list | BaseException = run_with_timeout(
+                        lambda e=engine, c=chunk: e.read_batch([plans[j].image for j in c], [pages[j] for j in c]),
+                        self.page_timeout_s * len(chunk),
+                    )
+                    if len(results) != len(chunk):
+                        raise RuntimeError(f"{name} returned {len(results)} results for {len(chunk)} pages")
+                except Exception as exc:  # noqa: BLE001 - every page of the batch falls back
+                    results = exc
+                share = (time.perf_counter() - t0) / len(chunk)
+                for n, j in enumerate(chunk):
+                    result = results if isinstance(results, BaseException) else results[n]
+                    out[j] = Prefetched(engine=name, result=result, seconds=share, batch=len(chunk))
+        return out
+
     def ocr_document(
         self,
         raw: RawPages,
@@ -473,13 +562,19 @@ class OcrRouter(ConfigurableResource):
         self.engines_health()  # once, before any worker thread needs it
         if render is not None:
             render = _serialised(render)  # pdfium is not thread-safe
+        plans = [
+            self.plan_page(p, img, kind=raw.kind, render=render, occupancy=occupancy)
+            for p, img in zip(raw.pages, images)
+        ]
+        prefetched = self.read_batches(raw.pages, plans)
 
         def read(i: int) -> OcrPage:
-            return self.ocr_page(raw.pages[i], images[i], kind=raw.kind, render=render, occupancy=occupancy)
+            return self.ocr_page(raw.pages[i], plans[i].image, kind=raw.kind, render=render, plan=plans[i],
+                                 prefetched=prefetched.get(i))
 
         # pages that need image OCR are read in parallel (page order is kept); text-layer
         # pages cost microseconds and are read inline
-        image_pages = [i for i, (p, img) in enumerate(zip(raw.pages, images)) if img is not None]
+        image_pages = [i for i, plan in enumerate(plans) if plan.image is not None and i not in prefetched]
         workers = min(self.workers(), len(image_pages))
         if workers <= 1:
             pages = [read(i) for i in range(len(raw.pages))]
