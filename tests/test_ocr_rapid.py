@@ -112,3 +112,20 @@ def test_rapidocr_turns_rotated_pages_upright(rapid):
 def test_rapidocr_needs_an_image(rapid):
     with pytest.raises(EngineError, match="needs a page image"):
         rapid.read(None, RawPage(number=1, width=0, height=0, dpi=0))
+
+
+def test_upside_down_share_tells_turned_receipts_from_upright_ones(rapid, corpus):
+    """The line classifier that verifies OSD's '180' on real corpus receipts, upright and turned."""
+    for name in ("receipt-sroie-002.jpg", "receipt-sroie-040.jpg"):
+        page = Image.open(corpus / "receipts" / name).convert("RGB")
+        up, down = rapid._upside_down_share(page), rapid._upside_down_share(page.rotate(180))
+        assert up is not None and down is not None
+        assert up < 0.2 < 0.6 < down, (name, up, down)
+    assert rapid._upside_down_share(Image.new("RGB", (400, 300), "white")) is None  # no text: cannot tell
+
+
+def test_rapidocr_reads_a_page_turned_upside_down(rapid):
+    img = _page(LINES * 3, size=(1400, 1200)).rotate(180)
+    out = rapid.read(img, RawPage(number=1, width=img.width, height=img.height, dpi=200))
+    assert out.rotation == 180 and "Supplier" in out.text
+    assert out.details["osd"]["upside_down_share"] > 0.5
