@@ -15,8 +15,8 @@ pages rendered before the clock starts):
   pool's slots: that many runs read documents at once), with `vs_engine` = its
   pages/s divided by the pages/s of the raw engines it kept, run on the same
   pages with the same number of workers;
-* `memory`: RSS sampled after every page while `--pages` pages are read through
-  the router (cycling over the corpus), its peak (`ru_maxrss`) and the growth
+* `memory`: RSS sampled after every page (every `--workers` pages) while
+  `--pages` pages are read through the router (cycling over the corpus), its peak (`ru_maxrss`) and the growth
   between the first and the last tenth of the run.
 """
 
@@ -243,23 +243,22 @@ def run_bench(
         ocr_pages[gname] = entry
     report["ocr_pages"] = ocr_pages
 
-    # memory over many pages through the router
+    # memory over many pages through the router (`workers` pages at a time)
     if pages:
         samples: list[float] = []
-        image_docs = [d for d in docs if d[2].kind != "office"]
+        image_pages = [
+            (raw.model_copy(update={"pages": [page]}), image)
+            for _doc_id, _cat, raw, images in docs
+            if raw.kind != "office"
+            for page, image in zip(raw.pages, images)
+        ]
+        todo = [image_pages[i % len(image_pages)] for i in range(pages)] if image_pages else []
         n = 0
         t0 = time.perf_counter()
-        while n < pages and image_docs:
-            for _doc_id, _cat, raw, images in image_docs:
-                for page, image in zip(raw.pages, images):
-                    if n >= pages:
-                        break
-                    sub = raw.model_copy(update={"pages": [page]})
-                    router.ocr_document(sub, [image])
-                    n += 1
-                    samples.append(_rss_mb())
-                if n >= pages:
-                    break
+        for i in range(0, len(todo), workers):
+            _map(lambda item: router.ocr_document(item[0], [item[1]]), todo[i : i + workers], workers)
+            n += len(todo[i : i + workers])
+            samples.append(_rss_mb())
         tenth = max(1, len(samples) // 10)
         report["memory"] = {
             "pages": n,

@@ -83,7 +83,21 @@ IMAGE_MEDIA_TYPES = {
     "image/jp2",
     "image/jpx",
     "image/x-portable-anymap",
+    "image/heic",  # phone photos; decoded by pillow-heif (libheif)
+    "image/heif",
 }
+HEIF_MEDIA_TYPES = {"image/heic", "image/heif"}
+
+
+@functools.cache
+def _register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF (pillow-heif); False where it is not installed (the file is then unsupported)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 ERROR_CODES = (
     "empty_file",
@@ -727,6 +741,8 @@ def load_document(
     kind = _MIME_ALIASES.get(kind, kind)
     if kind == PDF_MEDIA_TYPE:
         return _load_pdf(document_id, data, dpi, max_pages, max_pixels)
+    if kind in HEIF_MEDIA_TYPES and not _register_heif():
+        raise DocumentError("unsupported_type", f"{kind} needs pillow-heif, which is not installed")
     if kind in IMAGE_MEDIA_TYPES:
         return _load_image(document_id, data, max_pages, max_pixels)
     if kind in OFFICE_MEDIA_TYPES:
