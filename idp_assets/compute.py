@@ -34,3 +34,14 @@ def compute_op_tags(compute: Compute, queue_prefix: str | None = None) -> dict:
         },
     }[compute]
     return {"idp/compute": compute, "dagster-celery/queue": celery_queue(compute, queue_prefix), "dagster-k8s/config": k8s}
+
+
+def ocr_compute(env=None) -> str:
+    """'gpu' when GPU engines are configured (IDP_OCR_GPU_ENGINES), else 'cpu'.
+
+    The class picks the Dagster pool (`gpu` / `cpu`, limits in dagster.yaml) and the op
+    tags (`dagster-celery/queue`, `dagster-k8s/config` with nvidia.com/gpu limits and a
+    GPU node selector), so the step runs where its engines can.
+    """
+    env = os.environ if env is None else env
+    return "gpu" if any(e for e in env.get("IDP_OCR_GPU_ENGINES", "").split(",")) else "cpu"

@@ -9,24 +9,13 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from PIL import Image
 
 from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
-from idp_assets.compute import compute_op_tags
+from idp_assets.compute import compute_op_tags, ocr_compute
 from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.versions import configured_ocr_code_version
 from idp_assets.logic.pages import page_image_loader
 from idp_assets.models import OcrPages, RawPages
 from resources.ocr.router import OcrRouter
 from resources.storage import DocumentStore
-
-
-def ocr_compute(env=None) -> str:
-    """'gpu' when GPU engines are configured (IDP_OCR_GPU_ENGINES), else 'cpu'.
-
-    The class picks the Dagster pool (`gpu` / `cpu`, limits in dagster.yaml) and the op
-    tags (`dagster-celery/queue`, `dagster-k8s/config` with nvidia.com/gpu limits and a
-    GPU node selector), so the step runs where its engines can.
-    """
-    env = os.environ if env is None else env
-    return "gpu" if any(e for e in env.get("IDP_OCR_GPU_ENGINES", "").split(",")) else "cpu"
 
 
 OCR_COMPUTE = ocr_compute()

@@ -53,9 +53,11 @@ from datetime import datetime, timezone
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult
 
+from idp_assets.compute import ocr_compute
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME, documents_partitions
 from resources.storage import DocumentStore
 
+COMPUTE_TAG = "idp/compute"
 PROCESS_JOB_NAME = "process_document"
 """Name of the partitioned asset job the sensors target (defined in idp_assets.definitions)."""
 
@@ -233,7 +235,8 @@ def ingest(
             RunRequest(
                 run_key=doc_id,
                 partition_key=doc_id,
-                tags={SOURCE_URI_TAG: cand.uri, SOURCE_FILENAME_TAG: cand.filename},
+                # idp/compute lets the run queue bound GPU runs (tag_concurrency_limits in dagster.postgres.yaml)
+                tags={SOURCE_URI_TAG: cand.uri, SOURCE_FILENAME_TAG: cand.filename, COMPUTE_TAG: ocr_compute()},
             )
         )
 

@@ -124,6 +124,7 @@ def test_new_file_registers_one_partition_and_one_run(instance, store, inbox):
     req = r1.run_requests[0]
     assert req.run_key == doc
     assert req.tags[SOURCE_URI_TAG] == (inbox / "invoice.pdf").resolve().as_uri()
+    assert req.tags["idp/compute"] == "cpu"  # run-queue tag concurrency limits bound GPU runs by it
     assert store.get_original(doc) == data
     (record,) = store.get_source_records(doc)
     assert record["filename"] == "invoice.pdf" and record["uri"].startswith("file://") and record["seen_at"]
