@@ -15,7 +15,18 @@ Per page:
 4. words = runs of characters between spaces, each with the mean of its
    characters' scores as confidence and the union of their boxes; text lines
    = detected segments grouped by vertical overlap, left to right;
-5. page confidence = word confidences averaged, weighted by word length.
+5. page confidence = word confidences averaged, weighted by word length
+   (= the mean score of the page's characters).
+
+Character scores are the recogniser's CTC probabilities, taken from its decoder
+output in text order. RapidOCR's own per-character results pair scores with
+characters by position with the spaces left out, so after the first space in a
+segment every character carried its left neighbour's score and the last ones
+were lost (`aligned_char_scores` undoes that). Corpus receipts + forms + rotated
+scans (50 pages), Pearson r of page confidence vs word F1: 0.41 with the shifted
+scores, 0.53 aligned (receipts 0.58 -> 0.64); AUC of word confidence for "word
+is in the ground truth" 0.70 -> 0.77. Min/geometric mean per word, shares of
+characters above a score, segment or detection scores did no better per page.
 """
 
 from __future__ import annotations
@@ -79,6 +90,54 @@ def _xs(box) -> tuple[float, float, float, float]:
     xs = [float(p[0]) for p in box]
     ys = [float(p[1]) for p in box]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def aligned_char_scores(text: str, decoded: list[float] | None, chars: list[tuple[str, float, list]] | None):
+    """`chars` (RapidOCR's single-character results for `text`'s non-space characters) with each
+    character's own recogniser score.
+
+    `decoded` are the recogniser's scores for every character of `text`, spaces included, in order.
+    RapidOCR zips them with the non-space characters, shifting the scores after each space by one;
+    here each character gets the score at its own position. Unchanged when the lengths don't fit.
+    """
+    if not chars or decoded is None or len(decoded) != len(text):
+        return chars
+    own = [float(sc) for ch, sc in zip(text, decoded) if not ch.isspace()]
+    if len(own) != len(chars):
+        return chars
+    return [(c[0], sc, c[2]) for c, sc in zip(chars, own)]
+
+
+def recognise(engine, bgr):
+    """RapidOCR's result for a BGR image plus, per result segment, the recogniser's scores of all its
+    characters (spaces included, text order) or None where they cannot be matched.
+
+    Runs the same steps as `engine(...)` one by one, to keep the decoder's scores before RapidOCR
+    pairs them with character boxes; a rapidocr without these steps is simply called.
+    """
+    steps = ("update_params", "load_img", "preprocess_img", "run_ocr_steps", "build_final_output")
+    if not all(hasattr(engine, a) for a in steps):
+        res = engine(bgr, return_word_box=True, return_single_char_box=True)
+        return res, [None] * len(res.txts or ())
+    engine.update_params(return_word_box=True, return_single_char_box=True)
+    ori = engine.load_img(bgr)
+    img, record = engine.preprocess_img(ori)
+    det, cls, rec, crops = engine.run_ocr_steps(img, record)
+    infos, scores = list(rec.word_results or ()), list(rec.scores or ())
+    raw = [
+        (t, float(scores[i]) if i < len(scores) else None, list(getattr(infos[i], "confs", None) or []) or None)
+        for i, t in enumerate(rec.txts or ())
+        if i < len(infos)
+    ]
+    res = engine.build_final_output(ori, det, cls, rec, crops, record)
+    # the result keeps the non-empty segments read at or above text_score, in order: match them up
+    decoded, k = [], 0
+    for txt, score in zip(res.txts or (), res.scores or ()):
+        while k < len(raw) and (raw[k][0] != txt or raw[k][1] != float(score)):
+            k += 1
+        decoded.append(raw[k][2] if k < len(raw) else None)
+        k += 1
+    return res, decoded
 
 
 def split_segment(text: str, chars: list[tuple[str, float, list]] | None, score: float, space_gap: float):
@@ -148,7 +207,7 @@ class RapidOcrEngine(OcrEngine):
     inputs = frozenset({"image"})
     options_class = RapidOcrOptions
     version_packages = ("rapidocr", "onnxruntime")  # the models ship inside the rapidocr package
-    revision = "2"  # 2: OSD 180 verified by the line classifier
+    revision = "3"  # 2: OSD 180 verified by the line classifier; 3: character scores aligned (confidences)
     options: RapidOcrOptions
 
     @property
@@ -189,7 +248,7 @@ class RapidOcrEngine(OcrEngine):
         import numpy as np
 
         with _rapid(self.options.threads, self.options.text_score).lease() as engine:
-            res = engine(np.asarray(rgb)[:, :, ::-1], return_word_box=True, return_single_char_box=True)
+            res, decoded = recognise(engine, np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
         txts = list(res.txts or [])
         if not txts:
             return []
@@ -202,6 +261,7 @@ class RapidOcrEngine(OcrEngine):
         for line_no, line in enumerate(group_lines(seg_boxes)):
             for i in line:
                 chars = [(c[0], c[1], c[2]) for c in char_results[i]] if char_results[i] else None
+                chars = aligned_char_scores(txts[i], decoded[i] if i < len(decoded) else None, chars)
                 text = unicodedata.normalize("NFC", txts[i])
                 for w, conf, box in split_segment(text, chars, scores[i], self.options.space_gap):
                     x0, y0, x1, y1 = box if box is not None else seg_boxes[i]
@@ -305,4 +365,4 @@ def _osd(gray, min_confidence: float) -> tuple[int, dict]:
         return 0, {"error": f"{type(exc).__name__}: {exc}"}
 
 
-__all__ = ["RapidOcrEngine", "RapidOcrOptions", "split_segment", "group_lines"]
+__all__ = ["RapidOcrEngine", "RapidOcrOptions", "aligned_char_scores", "recognise", "split_segment", "group_lines"]
