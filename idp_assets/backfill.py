@@ -142,8 +142,13 @@ def find_backfill_partitions(
     reasons: Iterable[Reason] = REASONS,
     since: date | datetime | None = None,
     partitions: Sequence[str] | None = None,
+    include_quarantined: bool = True,
 ) -> list[BackfillCandidate]:
     """Partitions of the document assets that are failed, missing or stale (see module doc).
+
+    A partition whose latest run failed on its input (quarantined: bad bytes, `document_failure`
+    with a machine-readable reason) fails the same way every time unless the code changed: its
+    details say so, and `include_quarantined=False` (the nightly schedule's default) leaves it out.
 
     `asset_graph`: the current definitions' graph (`defs.resolve_asset_graph()`, or a sensor's
     `context.repository_def.asset_graph`); its code versions are the "current" ones.
@@ -169,6 +174,10 @@ def find_backfill_partitions(
             continue  # a run is already on it
         if cutoff is not None and (activity is None or activity < cutoff):
             continue
+        quarantined = (quarantine_reason(instance, rec.dagster_run.run_id)
+                       if rec is not None and rec.dagster_run.status == DagsterRunStatus.FAILURE else None)
+        if quarantined and not include_quarantined:
+            continue
         roots: list[AssetKey] = []
         details: list[str] = []
         reason: Reason | None = None
@@ -177,7 +186,7 @@ def find_backfill_partitions(
             targeted = [k for k in keys if run.asset_selection is None or k in run.asset_selection]
             done = _materialized_in_run(instance, run.run_id)
             roots += [k for k in targeted if k not in done]
-            details.append(f"run {run.run_id[:8]} failed")
+            details.append(f"run {run.run_id[:8]} failed" + (f" (quarantined: {quarantined})" if quarantined else ""))
             reason = "failed"
         if "missing" in wanted:
             missing = [k for k in keys if pk not in materialized[k]]
@@ -203,6 +212,19 @@ def find_backfill_partitions(
             last_run_id=rec.dagster_run.run_id if rec else None, last_activity=activity,
         ))
     return out
+
+
+def quarantine_reason(instance: DagsterInstance, run_id: str) -> str | None:
+    """The machine-readable reason (`corrupt_pdf`, `archive_bomb`, ...) a run's document was quarantined for."""
+    from dagster import DagsterEventType
+
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.step_failure_data if record.dagster_event else None
+        meta = data.user_failure_data.metadata if data and data.user_failure_data else {}
+        reason = meta.get("reason")
+        if reason is not None:
+            return str(getattr(reason, "value", reason))
+    return None
 
 
 def backfill_run_requests(candidates: Sequence[BackfillCandidate], job_name: str, limit: int | None = None) -> list[RunRequest]:

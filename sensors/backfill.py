@@ -7,6 +7,8 @@ Environment (read when the code location loads):
 * `IDP_BACKFILL_REASONS` - comma list of failed,missing,stale (default all three)
 * `IDP_BACKFILL_MAX_RUNS` - run requests per tick at most (default 100; the rest follow next tick)
 * `IDP_BACKFILL_SENSOR_INTERVAL_S` - how often the sensor looks (default 3600 s)
+* `IDP_BACKFILL_INCLUDE_QUARANTINED` - `true`: also re-run documents quarantined for bad input
+  (default: left out - the same bytes fail the same way every night)
 
 Both target the `process_document` job, one run per document restricted to the assets that
 need work.  The schedule starts RUNNING, the sensor STOPPED (turn it on in the UI, or
@@ -34,6 +36,9 @@ class BackfillSettings(BaseModel):
     reasons: tuple[str, ...] = Field(default=REASONS, description="IDP_BACKFILL_REASONS: failed,missing,stale")
     max_runs: int = Field(default=100, ge=1, description="run requests per tick (IDP_BACKFILL_MAX_RUNS)")
     sensor_interval_s: int = Field(default=3600, ge=30, description="IDP_BACKFILL_SENSOR_INTERVAL_S")
+    include_quarantined: bool = Field(
+        default=False, description="IDP_BACKFILL_INCLUDE_QUARANTINED: also re-run documents quarantined for bad input "
+        "(they fail the same way again unless the code changed)")
 
     @field_validator("reasons")
     @classmethod
@@ -53,6 +58,7 @@ class BackfillSettings(BaseModel):
             if env.get("IDP_BACKFILL_REASONS") else None,
             "max_runs": env.get("IDP_BACKFILL_MAX_RUNS"),
             "sensor_interval_s": env.get("IDP_BACKFILL_SENSOR_INTERVAL_S"),
+            "include_quarantined": env.get("IDP_BACKFILL_INCLUDE_QUARANTINED", "").lower() in ("1", "true", "yes") or None,
         }
         return cls(**{k: v for k, v in given.items() if v})
 
@@ -71,7 +77,8 @@ def _asset_graph(context):
 
 
 def backfill_requests(context, settings: BackfillSettings):
-    candidates = find_backfill_partitions(context.instance, _asset_graph(context), reasons=settings.reasons)
+    candidates = find_backfill_partitions(context.instance, _asset_graph(context), reasons=settings.reasons,
+                                          include_quarantined=settings.include_quarantined)
     for c in candidates[:settings.max_runs]:
         context.log.info(f"backfill {c.partition[:12]} ({c.reason}): {', '.join(c.assets)} - {'; '.join(c.details)}")
     if len(candidates) > settings.max_runs:

@@ -145,6 +145,8 @@ def test_document_assets_carry_versions_and_policy():
 def test_backfill_settings_from_env():
     s = BackfillSettings.from_env({})
     assert s.cron == "0 2 * * *" and s.reasons == ("failed", "missing", "stale") and s.max_runs == 100
+    assert s.include_quarantined is False
+    assert BackfillSettings.from_env({"IDP_BACKFILL_INCLUDE_QUARANTINED": "true"}).include_quarantined is True
     s = BackfillSettings.from_env({"IDP_BACKFILL_CRON": "30 3 * * 1-5", "IDP_BACKFILL_REASONS": "stale, failed",
                                    "IDP_BACKFILL_MAX_RUNS": "5"})
     assert (s.cron, s.reasons, s.max_runs) == ("30 3 * * 1-5", ("stale", "failed"), 5)
@@ -207,7 +209,7 @@ def test_nothing_to_do_for_processed_documents_failed_and_missing_found(world):
     assert set(found) == {world["bad"], world["pending"]}, [(c.partition[:8], c.reason, c.details) for c in found.values()]
     bad = found[world["bad"]]
     assert bad.reason == "failed" and bad.assets == KEYS[1:]  # source_documents did materialize in that run
-    assert any("failed" in d for d in bad.details)
+    assert any("failed (quarantined: corrupt_pdf)" in d for d in bad.details)
     pending = found[world["pending"]]
     assert pending.reason == "missing" and pending.assets == KEYS and pending.last_run_id is None
     # one reason at a time
@@ -250,11 +252,16 @@ def test_schedule_and_sensor_request_one_run_per_partition(world):
         assert [k.to_user_string() for k in r.asset_selection] == AFTER_OCR
     assert len({r.run_key for r in reqs}) == len(world["ok"])
 
-    sens = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing"), max_runs=1), name="b")
+    sens = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing"), max_runs=1, include_quarantined=True),
+                                name="b")
     reqs = sens(build_sensor_context(instance=world["instance"], repository_def=repo))
     reqs = list(reqs) if isinstance(reqs, list) else reqs
     assert len(reqs) == 1 and reqs[0].partition_key in {world["bad"], world["pending"]}  # capped at max_runs
-    sens_all = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing")), name="c")
+    # by default the quarantined (garbage) document is not re-run every night: it would fail the same way
+    sens_default = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing")), name="d")
+    reqs = sens_default(build_sensor_context(instance=world["instance"], repository_def=repo))
+    assert {r.partition_key for r in reqs} == {world["pending"]}
+    sens_all = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing"), include_quarantined=True), name="c")
     reqs = sens_all(build_sensor_context(instance=world["instance"], repository_def=repo))
     assert {r.partition_key: r.tags["idp/backfill_reason"] for r in reqs} == {world["bad"]: "failed",
                                                                              world["pending"]: "missing"}
