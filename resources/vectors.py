@@ -10,6 +10,7 @@ Both are replaced per document, so re-materializing a partition never adds dupli
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 from dagster import ConfigurableResource
@@ -17,6 +18,9 @@ from pydantic import Field, PrivateAttr
 
 CHUNKS_COLLECTION = "document_chunks"
 ENTITIES_COLLECTION = "entities"
+
+
+_CLIENT_LOCK = threading.RLock()
 
 
 class VectorStore(ConfigurableResource):
@@ -29,6 +33,10 @@ class VectorStore(ConfigurableResource):
     _collections: dict = PrivateAttr(default_factory=dict)
 
     def client(self):
+        with _CLIENT_LOCK:  # chromadb's client cache is not safe against two threads creating the first client
+            return self._make_client()
+
+    def _make_client(self):
         if self._client is None:
             import chromadb
             from chromadb.config import Settings
@@ -43,7 +51,8 @@ class VectorStore(ConfigurableResource):
     def collection(self, name: str = CHUNKS_COLLECTION):
         col = self._collections.get(name)
         if col is None:
-            col = self.client().get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
+            with _CLIENT_LOCK:
+                col = self.client().get_or_create_collection(name, metadata={"hnsw:space": "cosine"})
             self._collections[name] = col
         return col
 
