@@ -65,14 +65,29 @@ class RapidOcrOptions(EngineOptions):
     )
     text_score: float = Field(default=0.5, ge=0.0, le=1.0, description="drop detected segments read below this score")
     max_pixels: int = Field(default=12_000_000, gt=0, description="downscale larger images before reading")
-    threads: int = Field(default=1, ge=-1, description="onnxruntime intra-op threads (-1: onnxruntime decides)")
+    threads: int = Field(default=1, ge=-1, description="inference threads per page (-1: the runtime decides)")
+    rec_runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        default="auto",
+        description="runtime of the text recogniser (same PP-OCR ONNX model): OpenVINO reads 1.5x faster than "
+        "onnxruntime on this CPU with the same word F1 (0.840 vs 0.842 on 9 corpus pages); auto = OpenVINO when "
+        "installed. Detection stays on onnxruntime: OpenVINO's detection boxes differ slightly and cost F1",
+    )
 
 
-def _rapid(threads: int, text_score: float):
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _rapid(threads: int, text_score: float, rec_runtime: str = "onnxruntime"):
     """The pool of RapidOCR pipelines for this configuration (loading the models takes ~0.5 s)."""
 
     def make():
         from rapidocr import RapidOCR
+        from rapidocr.utils.typings import EngineType
 
         params = {
             "Global.use_cls": False,
@@ -81,9 +96,12 @@ def _rapid(threads: int, text_score: float):
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
+        if rec_runtime == "openvino":
+            params.update({"Rec.engine_type": EngineType.OPENVINO,
+                           "EngineConfig.openvino.inference_num_threads": threads})
         return RapidOCR(params=params)
 
-    return pool_for(("rapidocr", threads, text_score), make)
+    return pool_for(("rapidocr", threads, text_score, rec_runtime), make)
 
 
 def _xs(box) -> tuple[float, float, float, float]:
@@ -206,7 +224,7 @@ class RapidOcrEngine(OcrEngine):
     compute = "cpu"
     inputs = frozenset({"image"})
     options_class = RapidOcrOptions
-    version_packages = ("rapidocr", "onnxruntime")  # the models ship inside the rapidocr package
+    version_packages = ("rapidocr", "onnxruntime", "openvino")  # the models ship inside the rapidocr package
     revision = "3"  # 2: OSD 180 verified by the line classifier; 3: character scores aligned (confidences)
     options: RapidOcrOptions
 
@@ -224,7 +242,15 @@ class RapidOcrEngine(OcrEngine):
         models = os.path.join(os.path.dirname(rapidocr.__file__), "models")
         if not os.path.isdir(models) or not any(f.endswith(".onnx") for f in os.listdir(models)):
             return False, f"no ONNX models in {models}"
-        return True, "ok"
+        if self.options.rec_runtime == "openvino" and not openvino_available():
+            return False, "rec_runtime=openvino but the openvino package is not installed"
+        return True, f"ok (recogniser on {self.rec_runtime})"
+
+    @property
+    def rec_runtime(self) -> str:
+        if self.options.rec_runtime == "auto":
+            return "openvino" if openvino_available() else "onnxruntime"
+        return self.options.rec_runtime
 
     def _upside_down_share(self, rgb) -> float | None:
         """Share (by width) of the page's detected text lines that the PP-OCR line classifier reads as
@@ -232,7 +258,7 @@ class RapidOcrEngine(OcrEngine):
         import numpy as np
 
         try:
-            with _rapid(self.options.threads, self.options.text_score).lease() as engine:
+            with _rapid(self.options.threads, self.options.text_score, self.rec_runtime).lease() as engine:
                 img, record = engine.preprocess_img(np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
                 crops, _det = engine.detect_and_crop(img, record)
                 cls = engine._load_cls_model()(crops)
@@ -247,7 +273,7 @@ class RapidOcrEngine(OcrEngine):
     def _read(self, rgb) -> list[OcrWord]:
         import numpy as np
 
-        with _rapid(self.options.threads, self.options.text_score).lease() as engine:
+        with _rapid(self.options.threads, self.options.text_score, self.rec_runtime).lease() as engine:
             res, decoded = recognise(engine, np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
         txts = list(res.txts or [])
         if not txts:
