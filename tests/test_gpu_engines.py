@@ -1,6 +1,7 @@
-"""GPU engines on the CPU: a tiny random GOT-OCR2 saved to tmp and loaded back through the real
-from_pretrained(local_files_only=True) + generate path; health reasons; the LiteLLM endpoint with
-mock responses (no network)."""
+"""GPU engines on the CPU: tiny random GOT-OCR2, Janus and DeepSeek-OCR-2 models (the real
+transformers classes, processors and locally trained tokenizers) saved to tmp and loaded back
+through the real from_pretrained(local_files_only=True) + batched generate path; health reasons;
+the LiteLLM endpoint with mock responses (no network)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,33 @@ def tiny_got(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def tiny_janus(tmp_path_factory) -> str:
+    from tests.tiny_models import build_tiny_janus
+
+    path = tmp_path_factory.mktemp("janus")
+    build_tiny_janus(path, taught=(_taught_image(), TAUGHT))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_deepseek(tmp_path_factory) -> str:
+    from tests.tiny_models import build_tiny_deepseek_ocr2
+
+    path = tmp_path_factory.mktemp("deepseek_ocr2")
+    build_tiny_deepseek_ocr2(path, taught=(_taught_image(), TAUGHT))
+    return str(path)
+
+
+def _assert_taught_page(out, batch: int):
+    assert out.text == TAUGHT
+    assert [w.text for w in out.words] == TAUGHT.split()
+    # confidences are token probabilities: inside (0, 1), per word, not a constant
+    assert all(0.0 < w.confidence < 1.0 for w in out.words)
+    assert 0.0 < out.confidence < 1.0
+    assert out.details["batch"] == batch and out.details["device"] == "cpu" and out.details["tokens"] > 0
+
+
 def _cuda() -> bool:
     import torch
 
@@ -56,13 +84,69 @@ def test_got_ocr2_loads_locally_and_reads_a_batch(tiny_got):
     assert type(model).__name__ == "GotOcr2ForConditionalGeneration"
     outs = engine.read_batch([_taught_image(), _taught_image().rotate(3)], [RAW, RAW])
     assert len(outs) == 2
-    out = outs[0]
-    assert out.text == TAUGHT
-    assert [w.text for w in out.words] == TAUGHT.split()
-    # confidences are token probabilities: inside (0, 1), per word, not a constant
-    assert all(0.0 < w.confidence < 1.0 for w in out.words)
-    assert 0.0 < out.confidence < 1.0
-    assert out.details["batch"] == 2 and out.details["device"] == "cpu" and out.details["tokens"] > 0
+    _assert_taught_page(outs[0], batch=2)
+
+
+def test_janus_pro_loads_locally_and_reads_a_batch(tiny_janus):
+    engine = get_engine("janus_pro", model_path=tiny_janus, allow_cpu=True, max_new_tokens=16, batch=3)
+    ok, why = engine.health()
+    assert ok, why
+    model, processor = engine.load()
+    assert type(model).__name__ == "JanusForConditionalGeneration"
+    assert type(processor).__name__ == "JanusProcessor"
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    # the prompt the engine sends: system prompt + the chat template's user turn + the answer cue
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": engine.options.prompt}]}],
+        add_generation_prompt=True,
+    )
+    assert prompt.startswith("<|User|>: <image_placeholder>") and prompt.endswith("<|Assistant|>:")
+    pages = [_taught_image(), _taught_image().rotate(3), Image.new("RGB", (120, 300), "gray")]
+    outs = engine.read_batch(pages, [RAW] * 3)
+    assert len(outs) == 3
+    _assert_taught_page(outs[0], batch=3)
+    assert (outs[2].width, outs[2].height) == (120, 300)
+    # one page alone gives the same answer as inside the batch
+    assert engine.read(_taught_image(), RAW).text == TAUGHT
+
+
+def test_deepseek_ocr2_loads_locally_and_reads_a_batch_with_local_tiles(tiny_deepseek):
+    engine = get_engine("deepseek_ocr", model_path=tiny_deepseek, allow_cpu=True, max_new_tokens=12, batch=2)
+    ok, why = engine.health()
+    assert ok, why
+    model, processor = engine.load()
+    assert type(model).__name__ == "DeepseekOcr2ForConditionalGeneration"
+    assert type(processor).__name__ == "DeepseekOcr2Processor"
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    # a page larger than the 768 px tile is read as a global view plus local tiles: its prompt is
+    # much longer, so the taught page is left-padded in the batch and must still read the same
+    big = Image.new("RGB", (1000, 700), "white")
+    ImageDraw.Draw(big).rectangle((100, 100, 600, 300), fill="black")
+    inputs = engine._inputs(processor, [_taught_image(), big])
+    assert inputs["num_local_patches"].tolist()[0] == 0 and inputs["num_local_patches"].tolist()[1] > 0
+    assert "pixel_values_local" in inputs
+    assert inputs["attention_mask"][0].sum() < inputs["attention_mask"][1].sum()
+    outs = engine.read_batch([_taught_image(), big], [RAW, RAW])
+    assert len(outs) == 2
+    _assert_taught_page(outs[0], batch=2)
+    assert (outs[1].width, outs[1].height) == (1000, 700)
+
+
+def test_deepseek_remote_code_checkpoint_is_reported_not_loaded(tmp_path):
+    # deepseek-ai's own DeepSeek-OCR folders: remote code with a custom infer(), no token scores
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "deepseek_vl_v2", "auto_map": {"AutoModel": "modeling_deepseekocr.DeepseekOCRForCausalLM"}}'
+    )
+    for trust in (False, True):
+        ok, why = get_engine("deepseek_ocr", model_path=str(tmp_path), allow_cpu=True, trust_remote_code=trust).health()
+        assert not ok and "deepseek_vl_v2" in why and "remote-code" in why
+
+
+def test_transformers_engines_reject_other_architectures(tiny_got, tiny_janus):
+    ok, why = get_engine("janus_pro", model_path=tiny_got, allow_cpu=True).health()
+    assert not ok and "'got_ocr2' is not janus" in why
+    ok, why = get_engine("deepseek_ocr", model_path=tiny_janus, allow_cpu=True).health()
+    assert not ok and "'janus' is not deepseek_ocr2" in why
 
 
 def test_got_ocr2_health_without_cuda(tiny_got):

@@ -21,45 +21,63 @@ CORPUS_LINES = [
 ]
 
 
-def train_tokenizer(specials=SPECIALS, vocab_size: int = 300):
-    """A byte-level BPE tokenizer trained on a few lines, wrapped as a fast tokenizer."""
+def train_tokenizer(specials=SPECIALS, vocab_size: int = 300, extra_special_tokens: dict | None = None, **named):
+    """A byte-level BPE tokenizer trained on a few lines, wrapped as a fast tokenizer.
+
+    `extra_special_tokens` names model-specific tokens (Janus: image_token/boi_token/eoi_token),
+    which become tokenizer attributes and survive save/load; `named` sets e.g. bos_token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    specials = list(specials) + [t for t in (extra_special_tokens or {}).values() if t not in specials]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(specials), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(CORPUS_LINES * 4, trainer=trainer)
+    if extra_special_tokens:
+        named["extra_special_tokens"] = extra_special_tokens
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<unk>"
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<pad>", unk_token="<unk>", **named
     )
 
 
-def teach(model, processor, image, text: str, steps: int = 60, lr: float = 3e-3, **proc_kwargs) -> float:
-    """A few optimiser steps so the tiny model answers `text` for `image` (loss returned)."""
+def teach(model, tokenizer, inputs, text: str, steps: int = 60, lr: float = 3e-3) -> float:
+    """A few optimiser steps so the tiny model answers `text` after the prompt in `inputs`.
+
+    `inputs` is one page's processor output, built the way the engine builds it (same prompt,
+    same image tokens); every key besides input_ids/attention_mask (pixel_values,
+    pixel_values_local, num_local_patches, ...) goes to the model as is. Returns the last loss."""
     import torch
 
-    tok = processor.tokenizer
-    inputs = processor([image], return_tensors="pt", **proc_kwargs)
-    target = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    target = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     ids = torch.cat([inputs["input_ids"], torch.tensor([target])], dim=1)
     labels = torch.full_like(ids, -100)
     labels[0, -len(target):] = torch.tensor(target)
     mask = torch.ones_like(ids)
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     loss = None
     for _ in range(steps):
         opt.zero_grad()
-        out = model(input_ids=ids, attention_mask=mask, pixel_values=inputs["pixel_values"], labels=labels)
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, **extra)
         out.loss.backward()
         opt.step()
         loss = float(out.loss.detach())
     model.eval()
     return loss
+
+
+def _finish(model, processor, path: Path) -> Path:
+    tok = processor.tokenizer
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
 
 
 def build_tiny_got_ocr2(path: str | Path, seed: int = 0, taught: tuple | None = None) -> Path:
@@ -99,14 +117,164 @@ def build_tiny_got_ocr2(path: str | Path, seed: int = 0, taught: tuple | None = 
         image_seq_length=16,
     )
     model = GotOcr2ForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
     processor = GotOcr2Processor(
         image_processor=GotOcr2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer
     )
     if taught is not None:
         image, text = taught
-        teach(model, processor, image, text, num_image_tokens=16)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+        teach(model, tokenizer, processor([image], return_tensors="pt", num_image_tokens=16), text)
+    return _finish(model, processor, path)
+
+
+# Janus' conversation format (as its converted checkpoints render it): "<|User|>: " + the turn's
+# parts (an image as its placeholder line) + a blank line, then "<|Assistant|>:" to answer.
+JANUS_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] | lower == 'user' %}<|User|>: {% else %}<|Assistant|>: {% endif %}"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image_placeholder>\\n' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{{ '\\n\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
+)
+JANUS_TOKENS = {"image_token": "<image_placeholder>", "boi_token": "<begin_of_image>", "eoi_token": "<end_of_image>"}
+
+
+def build_tiny_janus(path: str | Path, seed: int = 0, taught: tuple | None = None, prompt: str | None = None) -> Path:
+    """JanusForConditionalGeneration: 32 px SigLIP-style tower (8 px patches -> 16 image tokens), a
+    2-layer Llama, a minimal VQ-VAE (image generation side, unused for OCR); JanusProcessor with the
+    default system prompt, the chat template and the image/boi/eoi tokens the processor requires.
+
+    `taught=(image, text)` teaches the answer to the prompt the engine sends (`prompt`)."""
+    import torch
+    from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessor, JanusProcessor
+
+    from resources.ocr.vlm import DEFAULT_PROMPT, janus_inputs
+
+    torch.manual_seed(seed)
+    path = Path(path)
+    tokenizer = train_tokenizer(extra_special_tokens=JANUS_TOKENS)
+    n_image_tokens = (32 // 8) ** 2
+    config = JanusConfig(
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "mlp_ratio": 2.0,
+            "image_size": 32,
+            "patch_size": 8,
+            "projection_dim": 32,  # aligner output = the language model's hidden size
+            "num_image_tokens": n_image_tokens,
+        },
+        vq_config={  # GroupNorm(32) in the VQ blocks: 32 channels at least
+            "embed_dim": 4,
+            "num_embeddings": 16,
+            "latent_channels": 32,
+            "base_channels": 32,
+            "channel_multiplier": [1, 1],
+            "num_res_blocks": 1,
+            "projection_dim": 32,
+            "image_token_embed_dim": 32,
+            "num_hidden_layers": 1,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids(JANUS_TOKENS["image_token"]),
+    )
+    model = JanusForConditionalGeneration(config).eval()
+    processor = JanusProcessor(
+        image_processor=JanusImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+        chat_template=JANUS_CHAT_TEMPLATE,
+        num_image_tokens=n_image_tokens,
+        use_default_system_prompt=True,
+    )
+    if taught is not None:
+        image, text = taught
+        teach(model, tokenizer, janus_inputs(processor, [image], prompt or DEFAULT_PROMPT), text)
+    return _finish(model, processor, path)
+
+
+def build_tiny_deepseek_ocr2(
+    path: str | Path, seed: int = 0, taught: tuple | None = None, prompt: str | None = None, size: int = 768
+) -> Path:
+    """DeepseekOcr2ForConditionalGeneration at the real view geometry: SAM ViT (16 px patches, two
+    stride-2 convs) -> 12x12 = 144 learned queries for a `size`=768 view (16x16 = 256 for 1024),
+    a 1-layer Qwen2-style DeepEncoder, a 2-layer DeepSeek-V2 text model (one dense, one MoE layer).
+    Pages larger than the 768 tile get local crops (pixel_values_local) besides the global view.
+
+    `taught=(image, text)` teaches the answer to `prompt` (default: the engine's "<image>\\nFree OCR.")."""
+    import torch
+    from transformers import (
+        DeepseekOcr2Config,
+        DeepseekOcr2ForConditionalGeneration,
+        DeepseekOcr2ImageProcessor,
+        DeepseekOcr2Processor,
+    )
+
+    from resources.ocr.vlm import DeepseekOcrOptions, deepseek_ocr_inputs
+
+    torch.manual_seed(seed)
+    path = Path(path)
+    tokenizer = train_tokenizer(list(SPECIALS) + ["<image>"], bos_token="<|im_start|>")
+    config = DeepseekOcr2Config(
+        vision_config={
+            "sam_config": {
+                "hidden_size": 16,
+                "output_channels": 16,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": size,
+                "patch_size": 16,
+                "window_size": 8,
+                "global_attn_indexes": [1],
+                "mlp_dim": 32,
+                "downsample_channels": [16, 32],  # last = the DeepEncoder's hidden size
+            },
+            "encoder_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "vocab_size": 8,
+            },
+        },
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 2048,
+            "mlp_layer_types": ["dense", "sparse"],
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 1,
+            "moe_intermediate_size": 16,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = DeepseekOcr2ForConditionalGeneration(config).eval()
+    processor = DeepseekOcr2Processor(
+        image_processor=DeepseekOcr2ImageProcessor(size={"height": size, "width": size}, tile_size=768),
+        tokenizer=tokenizer,
+    )
+    if taught is not None:
+        image, text = taught
+        teach(model, tokenizer, deepseek_ocr_inputs(processor, [image], prompt or DeepseekOcrOptions().prompt), text)
+    return _finish(model, processor, path)

@@ -12,14 +12,24 @@ Transformers engines (`got_ocr2`, `janus_pro`, `deepseek_ocr`; compute class gpu
   return_dict_in_generate=True)`, token log-probabilities from
   `compute_transition_scores`; a word's confidence is the mean probability of the
   tokens that overlap it, the page's the length-weighted mean over its words;
-* health: unhealthy without `model_path`, without a `config.json` there, or
-  without a CUDA device (unless `allow_cpu`, which tests and CPU-only trials set) -
-  so the router only sends pages to them when they are configured and a GPU is there.
+* health: unhealthy without `model_path`, without a `config.json` there, with a
+  `config.json` of another architecture (`model_type`), or without a CUDA device
+  (unless `allow_cpu`, which tests and CPU-only trials set) - so the router only
+  sends pages to them when they are configured and a GPU is there.
+
+`janus_pro` (Janus / Janus-Pro in transformers' format, e.g. deepseek-community/Janus-Pro-1B):
+the processor's chat template renders "<|User|>: <image_placeholder>\\n{prompt}\\n\\n<|Assistant|>:",
+the processor expands the placeholder to the image tokens (and prepends the default system
+prompt where the checkpoint asks for it); `generate(..., generation_mode="text")`.
 
 `deepseek_ocr` uses transformers' native DeepSeek-OCR-2 classes
-(`DeepseekOcr2ForConditionalGeneration`, transformers >= 5); the original
-DeepSeek-OCR checkpoint ships remote code, which `trust_remote_code=True` loads
-from the same local folder (never from a hub).
+(`DeepseekOcr2ForConditionalGeneration` + `DeepseekOcr2Processor`, transformers >= 5; the
+transformers-format weights are deepseek-community/DeepSeek-OCR-2): prompt "<image>\\nFree OCR.",
+a global view plus local 768 px tiles for large pages (`pixel_values_local`). The deepseek-ai
+checkpoints (DeepSeek-OCR, DeepSeek-OCR-2 as published by deepseek-ai, config `model_type`
+"deepseek_vl_v2" with `auto_map`) ship remote code whose entry point is a custom `infer()`
+that writes results to files and returns no token scores; the engine does not run them (health
+says so) - convert them, or use the transformers-format weights.
 
 `vlm_endpoint` sends the page PNG to an OpenAI-compatible chat endpoint (vLLM,
 Ollama, a cloud model) via `litellm.completion` with `logprobs=True`; the
@@ -108,6 +118,8 @@ class HfVlmEngine(OcrEngine):
     options_class = HfVlmOptions
     options: HfVlmOptions
     model_class: str = "AutoModelForImageTextToText"
+    # config.json model_type values this engine runs (None: not checked)
+    model_types: frozenset[str] | None = None
     version_packages = ("transformers", "torch")
 
     @property
@@ -147,12 +159,34 @@ class HfVlmEngine(OcrEngine):
             return False, "no model_path configured (weights are never downloaded)"
         if not os.path.isfile(os.path.join(path, "config.json")):
             return False, f"no config.json in {path}"
+        wrong = self._model_type_problem(path)
+        if wrong:
+            return False, wrong
         device = self._device()
         if device.startswith("cuda") and not torch.cuda.is_available():
             return False, f"device {device} requested but no CUDA device is present"
         if not device.startswith("cuda") and not self.options.allow_cpu:
             return False, "no CUDA device (set allow_cpu to run this model on the CPU)"
         return True, f"ok ({device})"
+
+    def _model_type_problem(self, path: str) -> str | None:
+        """Why config.json's architecture cannot be run by this engine (None when it can)."""
+        import json
+
+        if self.model_types is None:
+            return None
+        try:
+            with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
+                model_type = json.load(fh).get("model_type")
+        except (OSError, ValueError) as exc:
+            return f"config.json in {path} is not readable: {exc}"
+        if model_type in self.model_types:
+            return None
+        return f"config.json model_type {model_type!r} is not {' / '.join(sorted(self.model_types))}"
+
+    def _generate_kwargs(self) -> dict:
+        """Model-specific keyword arguments for generate()."""
+        return {}
 
     def load(self):
         """(model, processor), loaded once from the local folder."""
@@ -204,8 +238,9 @@ class HfVlmEngine(OcrEngine):
         t0 = time.perf_counter()
         rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in page_images]
         inputs = self._inputs(processor, rgb).to(model.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        for key in list(inputs.keys()):  # pixel_values, pixel_values_local, ... in the model's dtype
+            if key.startswith("pixel_values") and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(model.dtype)
         tokenizer = getattr(processor, "tokenizer", processor)
         with torch.inference_mode():
             gen = model.generate(
@@ -215,6 +250,7 @@ class HfVlmEngine(OcrEngine):
                 output_scores=True,
                 return_dict_in_generate=True,
                 pad_token_id=tokenizer.pad_token_id,
+                **self._generate_kwargs(),
             )
             scores = model.compute_transition_scores(gen.sequences, gen.scores, normalize_logits=True)
         seconds = time.perf_counter() - t0
@@ -272,25 +308,45 @@ class GotOcr2Engine(HfVlmEngine):
         return processor(images, return_tensors="pt", num_image_tokens=side * side)
 
 
+def janus_inputs(processor, images, prompt: str):
+    """JanusProcessor inputs for text generation: one user turn per page (image, then the prompt)
+    rendered by the checkpoint's chat template; the processor expands each image placeholder to
+    `num_image_tokens` image tokens and pads on the left."""
+    messages = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}] for _ in images]
+    prompts = [processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
+    return processor(text=prompts, images=images, return_tensors="pt", padding=True, generation_mode="text")
+
+
+def deepseek_ocr_inputs(processor, images, prompt: str):
+    """DeepseekOcr2Processor inputs: the plain "<image>\\n..." prompt per page (no chat template);
+    the processor expands "<image>" to the global view's + local tiles' tokens."""
+    if "<image>" not in prompt:
+        prompt = "<image>\n" + prompt
+    return processor(images=images, text=[prompt] * len(images), return_tensors="pt", padding=True)
+
+
 class JanusProOptions(HfVlmOptions):
     kind: Literal["janus_pro"] = "janus_pro"
 
 
 @register_engine
 class JanusProEngine(HfVlmEngine):
-    """Janus-Pro (JanusForConditionalGeneration): a general VLM for complex documents."""
+    """Janus-Pro (JanusForConditionalGeneration): a general VLM for complex documents.
+
+    Needs the transformers-format checkpoint (config model_type "janus"; the deepseek-ai
+    originals, model_type "multi_modality", are remote code and are converted with
+    transformers' convert_janus_weights_to_hf)."""
 
     name = "janus_pro"
     options_class = JanusProOptions
     model_class = "JanusForConditionalGeneration"
+    model_types = frozenset({"janus"})
 
     def _inputs(self, processor, images):
-        messages = [
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.options.prompt}]}]
-            for _ in images
-        ]
-        prompts = [processor.apply_chat_template(m, add_generation_prompt=True) for m in messages]
-        return processor(text=prompts, images=images, return_tensors="pt", padding=True, generation_mode="text")
+        return janus_inputs(processor, images, self.options.prompt)
+
+    def _generate_kwargs(self) -> dict:
+        return {"generation_mode": "text"}
 
 
 class DeepseekOcrOptions(HfVlmOptions):
@@ -300,14 +356,30 @@ class DeepseekOcrOptions(HfVlmOptions):
 
 @register_engine
 class DeepseekOcrEngine(HfVlmEngine):
-    """DeepSeek-OCR(-2) via transformers' native classes (or the checkpoint's own code, trust_remote_code)."""
+    """DeepSeek-OCR-2 via transformers' native classes (DeepseekOcr2ForConditionalGeneration).
+
+    Runs transformers-format weights only (config model_type "deepseek_ocr2", e.g.
+    deepseek-community/DeepSeek-OCR-2). The deepseek-ai remote-code checkpoints (model_type
+    "deepseek_vl_v2": DeepSeek-OCR and the original DeepSeek-OCR-2 upload) expose a custom
+    `infer()` that writes files and returns no token scores, so no confidence could be given;
+    health reports them as unsupported instead of loading code from the weights folder."""
 
     name = "deepseek_ocr"
     options_class = DeepseekOcrOptions
     model_class = "DeepseekOcr2ForConditionalGeneration"
+    model_types = frozenset({"deepseek_ocr2"})
+
+    def _model_type_problem(self, path: str) -> str | None:
+        why = super()._model_type_problem(path)
+        if why and "deepseek_vl_v2" in why:
+            why += (
+                " - a deepseek-ai remote-code checkpoint (custom infer(), no token scores); "
+                "use transformers-format DeepSeek-OCR-2 weights (deepseek-community/DeepSeek-OCR-2)"
+            )
+        return why
 
     def _inputs(self, processor, images):
-        return processor(images=images, text=[self.options.prompt] * len(images), return_tensors="pt", padding=True)
+        return deepseek_ocr_inputs(processor, images, self.options.prompt)
 
 
 # -- OpenAI-compatible endpoint ------------------------------------------------------------
@@ -435,6 +507,8 @@ __all__ = [
     "GotOcr2Engine",
     "JanusProEngine",
     "DeepseekOcrEngine",
+    "janus_inputs",
+    "deepseek_ocr_inputs",
     "VlmEndpointEngine",
     "token_spans",
     "words_from_tokens",
