@@ -43,6 +43,11 @@ class S3IOError(RuntimeError):
     """An S3 call of the IO manager failed; the message says what, where and why (no secrets)."""
 
 
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code")) if isinstance(response, dict) else None
+
+
 def _part(p: str, what: str) -> str:
     if not _KEY_PART.match(p) or p in (".", ".."):
         raise ValueError(f"{what} {p!r} cannot be used in an S3 key (allowed: letters, digits, '._=-')")
@@ -102,6 +107,8 @@ class S3PydanticIOManager(ConfigurableIOManager):
         description="packages a stored model class may be imported from when the input has no model annotation",
     )
 
+    create_bucket: bool = Field(default=True, description="create the bucket on the first write that finds it missing")
+
     _client: Any = PrivateAttr(default=None)
 
     # -- keys ------------------------------------------------------------------
@@ -147,16 +154,24 @@ class S3PydanticIOManager(ConfigurableIOManager):
                 msg += (" (access denied / signature mismatch: check the access key id and secret key"
                         " configured for this endpoint and the bucket policy)")
             elif code in _MISSING_BUCKET:
-                msg += f" (create bucket {self.bucket!r}, e.g. with BucketLayout.ensure_buckets())"
+                msg += f" (create bucket {self.bucket!r}, e.g. with BucketLayout.ensure_buckets(), or set create_bucket)"
         else:
             msg = f"S3 IO manager could not {verb} {where}: {type(exc).__name__}: {exc}"
         return S3IOError(msg)
 
     def put(self, key: str, data: bytes) -> None:
-        try:
-            self._s3().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
-        except Exception as exc:  # noqa: BLE001 - every failure is re-raised with its location
-            raise self._fail("write", key, exc) from None
+        for attempt in (1, 2):
+            try:
+                self._s3().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure is re-raised with its location
+                if attempt == 1 and self.create_bucket and _error_code(exc) in _MISSING_BUCKET:
+                    try:
+                        self._s3().create_bucket(Bucket=self.bucket)
+                        continue
+                    except Exception:  # noqa: BLE001 - e.g. no permission to create: report the original error
+                        pass
+                raise self._fail("write", key, exc) from None
 
     def get(self, key: str) -> bytes:
         try:

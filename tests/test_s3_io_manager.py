@@ -182,10 +182,19 @@ def test_wrong_secret_fails_loudly_without_leaking_it(seaweed_s3, buckets):  # n
 
 
 def test_missing_bucket_is_named(seaweed_s3):  # noqa: F811
-    io = S3PydanticIOManager(bucket=f"absent-{_suffix()}", **seaweed_s3.settings())
+    io = S3PydanticIOManager(bucket=f"absent-{_suffix()}", create_bucket=False, **seaweed_s3.settings())
     with pytest.raises(S3IOError, match=r"NoSuchBucket.*BucketLayout.ensure_buckets") as exc:
         io.put("dagster/x.json", b"{}")
     assert io.bucket in str(exc.value)
+    with pytest.raises(S3IOError, match="NoSuchBucket"):
+        io.get("dagster/x.json")
+
+
+def test_missing_bucket_is_created_on_first_write(seaweed_s3):  # noqa: F811
+    io = S3PydanticIOManager(bucket=f"fresh-{_suffix()}", **seaweed_s3.settings())
+    io.put("dagster/x.json", b'{"a": 1}')
+    assert io.get("dagster/x.json") == b'{"a": 1}'
+
 
 
 def test_bucket_layout_lifecycle_on_seaweedfs(seaweed_s3, buckets):  # noqa: F811
