@@ -132,6 +132,18 @@ def test_deepseek_ocr2_loads_locally_and_reads_a_batch_with_local_tiles(tiny_dee
     assert (outs[1].width, outs[1].height) == (1000, 700)
 
 
+def test_deepseek_ocr2_bfloat16_casts_every_pixel_input(tiny_deepseek):
+    # bfloat16 weights (the CUDA default): the global view and the local tiles must both be cast
+    import torch
+
+    engine = get_engine("deepseek_ocr", model_path=tiny_deepseek, allow_cpu=True, dtype="bfloat16", max_new_tokens=12)
+    model, _ = engine.load()
+    assert model.dtype == torch.bfloat16
+    big = Image.new("RGB", (1000, 700), "white")
+    outs = engine.read_batch([_taught_image(), big], [RAW, RAW])  # raised a dtype error before the cast
+    assert len(outs) == 2 and outs[1].width == 1000 and outs[1].details["batch"] == 2
+
+
 def test_deepseek_remote_code_checkpoint_is_reported_not_loaded(tmp_path):
     # deepseek-ai's own DeepSeek-OCR folders: remote code with a custom infer(), no token scores
     (tmp_path / "config.json").write_text(

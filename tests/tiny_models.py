@@ -44,12 +44,16 @@ def train_tokenizer(specials=SPECIALS, vocab_size: int = 300, extra_special_toke
     )
 
 
-def teach(model, tokenizer, inputs, text: str, steps: int = 60, lr: float = 3e-3) -> float:
+def teach(
+    model, tokenizer, inputs, text: str, steps: int = 60, lr: float = 3e-3, frozen: tuple[str, ...] = ()
+) -> float:
     """A few optimiser steps so the tiny model answers `text` after the prompt in `inputs`.
 
     `inputs` is one page's processor output, built the way the engine builds it (same prompt,
     same image tokens); every key besides input_ids/attention_mask (pixel_values,
-    pixel_values_local, num_local_patches, ...) goes to the model as is. Returns the last loss."""
+    pixel_values_local, num_local_patches, ...) goes to the model as is. Parameters whose names
+    start with a `frozen` prefix are not trained (and no gradient flows through them). Returns the
+    last loss."""
     import torch
 
     target = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -58,7 +62,12 @@ def teach(model, tokenizer, inputs, text: str, steps: int = 60, lr: float = 3e-3
     labels[0, -len(target):] = torch.tensor(target)
     mask = torch.ones_like(ids)
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    params = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(not name.startswith(frozen) if frozen else True)
+        if param.requires_grad:
+            params.append(param)
+    opt = torch.optim.Adam(params, lr=lr)
     model.train()
     loss = None
     for _ in range(steps):
@@ -68,6 +77,8 @@ def teach(model, tokenizer, inputs, text: str, steps: int = 60, lr: float = 3e-3
         opt.step()
         loss = float(out.loss.detach())
     model.eval()
+    for param in model.parameters():
+        param.requires_grad_(True)
     return loss
 
 
@@ -132,7 +143,8 @@ JANUS_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] | lower == 'user' %}<|User|>: {% else %}<|Assistant|>: {% endif %}"
     "{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ '<image_placeholder>\\n' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% if part['type'] == 'image' %}{{ '<image_placeholder>\\n' }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
     "{% endfor %}{{ '\\n\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
@@ -276,5 +288,7 @@ def build_tiny_deepseek_ocr2(
     )
     if taught is not None:
         image, text = taught
-        teach(model, tokenizer, deepseek_ocr_inputs(processor, [image], prompt or DeepseekOcrOptions().prompt), text)
+        # the SAM tower's backward over 48x48 patches is slow on a CPU: teach the rest
+        inputs = deepseek_ocr_inputs(processor, [image], prompt or DeepseekOcrOptions().prompt)
+        teach(model, tokenizer, inputs, text, frozen=("model.vision_tower.sam_encoder",))
     return _finish(model, processor, path)
