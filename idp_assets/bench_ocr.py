@@ -66,6 +66,13 @@ def load_corpus(corpus: Path, categories: list[str] | None, limit: int | None):
     return docs
 
 
+def _cold_caches() -> None:
+    """Forget cached page measurements (the text-layer validity), so every timed pass starts cold."""
+    from idp_assets.logic.pages import text_validity
+
+    text_validity.cache_clear()
+
+
 def _summary(seconds: list[float], confs: list[float | None]) -> dict:
     total = sum(seconds)
     c = [x for x in confs if x is not None]
@@ -103,6 +110,7 @@ def bench_engine(name: str, router, docs) -> dict | None:
     batch = engine.batch_size if hasattr(engine, "read_batch") else 1
     for i in range(0, len(todo), batch):
         chunk = todo[i : i + batch]
+        _cold_caches()
         t0 = time.perf_counter()
         if batch > 1:
             outs = engine.read_batch([c[2] for c in chunk], [c[1] for c in chunk])
@@ -124,6 +132,11 @@ def bench_engine(name: str, router, docs) -> dict | None:
     }
 
 
+# timed passes per group (the best is kept): a born-digital pass is over in milliseconds, where one
+# garbage collection or scheduler hiccup would decide the ratio
+REPEATS = {"scanned": 1, "born_digital": 25}
+
+
 def bench_router(router, docs, workers: int = 1) -> dict:
     """The routed path, split into scanned and born-digital pages, with the engines it chose.
 
@@ -140,16 +153,19 @@ def bench_router(router, docs, workers: int = 1) -> dict:
     for gname, batch in batches.items():
         if not batch:
             continue
-        t0 = time.perf_counter()
-        results = _map(lambda d: router.ocr_document(d[2], d[3]), batch, workers)
-        wall = time.perf_counter() - t0
+        wall = float("inf")
+        for _ in range(REPEATS[gname]):  # best of N: a born-digital pass takes milliseconds
+            _cold_caches()
+            t0 = time.perf_counter()
+            results = _map(lambda d: router.ocr_document(d[2], d[3]), batch, workers)
+            wall = min(wall, time.perf_counter() - t0)
         keys, confs = [], []
         for (doc_id, _cat, raw, _images), result in zip(batch, results):
             for page, ocr in zip(raw.pages, result.pages):
                 keys.append((f"{doc_id}#{page.number}", ocr.engine))
                 confs.append(ocr.confidence)
                 engines[ocr.engine] = engines.get(ocr.engine, 0) + 1
-        groups[gname] = {"wall": wall, "keys": keys, "c": confs, "docs": batch}
+        groups[gname] = {"wall": wall, "keys": keys, "c": confs, "docs": batch, "repeats": REPEATS[gname]}
     return {"groups": groups, "engines_chosen": engines}
 
 
@@ -174,9 +190,13 @@ def bench_chosen_engines(router, group: dict, workers: int) -> float:
             name = chosen[f"{doc_id}#{page.number}"]
             if name in known:  # 'none': no engine could read the page, nothing to time
                 todo.append((router.engine(name), page, image))
-    t0 = time.perf_counter()
-    _map(lambda t: t[0].read(t[2], t[1]), todo, workers)
-    return time.perf_counter() - t0
+    wall = float("inf")
+    for _ in range(group.get("repeats", 1)):
+        _cold_caches()
+        t0 = time.perf_counter()
+        _map(lambda t: t[0].read(t[2], t[1]), todo, workers)
+        wall = min(wall, time.perf_counter() - t0)
+    return wall
 
 
 def run_bench(

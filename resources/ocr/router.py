@@ -261,6 +261,7 @@ class OcrRouter(ConfigurableResource):
     _engines: dict = PrivateAttr(default_factory=dict)
     _engines_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _health: dict | None = PrivateAttr(default=None)
+    _prefs: RoutePrefs | None = PrivateAttr(default=None)
 
     # -- engines ---------------------------------------------------------------
     def all_image_engines(self) -> list[str]:
@@ -269,7 +270,9 @@ class OcrRouter(ConfigurableResource):
         return list(dict.fromkeys([*self.fast_engines, *self.accurate_engines, *self.gpu_engines]))
 
     def prefs(self) -> RoutePrefs:
-        return RoutePrefs(image_engines=tuple(self.all_image_engines()), force_engine=self.force_engine)
+        if self._prefs is None:  # the resource's configuration does not change: build it once
+            self._prefs = RoutePrefs(image_engines=tuple(self.all_image_engines()), force_engine=self.force_engine)
+        return self._prefs
 
     def engine_options(self, name: str) -> dict:
         opts = dict(self.engine_settings.get(name, {}))
@@ -280,10 +283,13 @@ class OcrRouter(ConfigurableResource):
         return opts
 
     def engine(self, name: str) -> OcrEngine:
-        with self._engines_lock:
-            if name not in self._engines:
-                self._engines[name] = get_engine(name, **self.engine_options(name))
-            return self._engines[name]
+        engine = self._engines.get(name)
+        if engine is None:
+            with self._engines_lock:
+                if name not in self._engines:
+                    self._engines[name] = get_engine(name, **self.engine_options(name))
+                engine = self._engines[name]
+        return engine
 
     def workers(self) -> int:
         """Threads reading the image pages of one document (`page_workers`, 0 = CPU count, at most 4)."""
