@@ -41,26 +41,27 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
     data = Path(data_dir or env.get("IDP_DATA_DIR", "./.idp"))
     graph_uri = env.get("IDP_GRAPH_URI", "bolt://127.0.0.1:7687")
     local_graph = graph_uri.split("://", 1)[-1].split(":")[0] in ("127.0.0.1", "localhost")
+    # one S3 endpoint and credentials (secrets as EnvVar) for the store, the S3 inbox and the IO manager
+    s3 = {
+        "endpoint_url": env.get("IDP_S3_ENDPOINT_URL") or None,
+        "region_name": env.get("AWS_DEFAULT_REGION") or None,
+        "aws_access_key_id": _secret(env, "AWS_ACCESS_KEY_ID"),
+        "aws_secret_access_key": _secret(env, "AWS_SECRET_ACCESS_KEY"),
+    }
     resources = {
         "document_store": DocumentStore(
             kind=env.get("IDP_STORE_KIND", "local"),
             root=str(data / "store"),
             bucket=env.get("IDP_STORE_BUCKET", "original"),
             prefix=env.get("IDP_STORE_PREFIX", ""),
-            endpoint_url=env.get("IDP_S3_ENDPOINT_URL") or None,
-            region_name=env.get("AWS_DEFAULT_REGION") or None,
-            aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+            **s3,
             thumbnails_bucket=env.get("IDP_THUMBNAILS_BUCKET") or None,
         ),
         "inbox_settings": InboxSettings(path=env.get("IDP_INBOX", "./inbox")),
         "s3_inbox_settings": S3InboxSettings(
             bucket=env.get("IDP_S3_INBOX_BUCKET", "inbox"),
             prefix=env.get("IDP_S3_INBOX_PREFIX", ""),
-            endpoint_url=env.get("IDP_S3_ENDPOINT_URL") or None,
-            region_name=env.get("AWS_DEFAULT_REGION") or None,
-            aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+            **s3,
         ),
         "ocr_router": OcrRouter(
             languages=env.get("IDP_OCR_LANGUAGES", "deu+eng"),
@@ -109,9 +110,6 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
         resources["io_manager"] = S3PydanticIOManager(
             bucket=env.get("IDP_IO_BUCKET", "processed"),
             prefix=env.get("IDP_IO_PREFIX", "dagster"),
-            endpoint_url=env.get("IDP_S3_ENDPOINT_URL") or None,
-            region_name=env.get("AWS_DEFAULT_REGION") or None,
-            aws_access_key_id=_secret(env, "AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=_secret(env, "AWS_SECRET_ACCESS_KEY"),
+            **s3,
         )
     return resources
