@@ -9,6 +9,8 @@ from resources.ocr.registry import (
     register_engine,
     unregister_engine,
 )
+from resources.ocr import docling_standard as _docling_standard  # noqa: E402,F401 - registers the engine
+from resources.ocr import surya as _surya  # noqa: E402,F401 - registers the 'surya' engine
 
 __all__ = [
     "EngineError",
