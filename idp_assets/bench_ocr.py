@@ -288,6 +288,14 @@ def run_bench(
             "rss_growth_mb": round(statistics.fmean(samples[-tenth:]) - statistics.fmean(samples[:tenth]), 1)
             if samples
             else None,
+            # the first tenth still loads models and fills the runtimes' per-shape caches: the
+            # growth over the second half says whether memory keeps climbing
+            "rss_middle_tenth_mb": round(statistics.fmean(samples[len(samples) // 2 - tenth // 2:][:tenth]), 1)
+            if samples else None,
+            "rss_growth_second_half_mb": round(
+                statistics.fmean(samples[-tenth:]) - statistics.fmean(samples[len(samples) // 2 - tenth // 2:][:tenth]), 1)
+            if samples else None,
+            "rss_curve_mb": [round(x) for x in samples[:: max(1, len(samples) // 25)]],
         }
     report.setdefault("memory", {})["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return report
