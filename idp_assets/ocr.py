@@ -2,7 +2,6 @@
 
 
 import io
-import os
 import statistics
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset

@@ -149,6 +149,13 @@ def aligned_char_scores(text: str, decoded: list[float] | None, chars: list[tupl
     return [(c[0], sc, c[2]) for c, sc in zip(chars, own)]
 
 
+def _bgr(rgb):
+    """RapidOCR's input: a contiguous BGR array of an RGB PIL image."""
+    import numpy as np
+
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
 def recognise(engine, bgr):
     """RapidOCR's result for a BGR image plus, per result segment, the recogniser's scores of all its
     characters (spaces included, text order) or None where they cannot be matched.
@@ -277,14 +284,16 @@ class RapidOcrEngine(OcrEngine):
     def det_runtime(self) -> str:
         return _runtime(self.options.det_runtime)
 
+    def _pipeline(self):
+        """Lease a RapidOCR pipeline of this engine's configuration (context manager)."""
+        return _rapid(self.options.threads, self.options.text_score, self.rec_runtime, self.det_runtime).lease()
+
     def _upside_down_share(self, rgb) -> float | None:
         """Share (by width) of the page's detected text lines that the PP-OCR line classifier reads as
         upside down (label 180, score >= 0.9); None when it cannot tell (no lines, classifier missing)."""
-        import numpy as np
-
         try:
-            with _rapid(self.options.threads, self.options.text_score, self.rec_runtime, self.det_runtime).lease() as engine:
-                img, record = engine.preprocess_img(np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
+            with self._pipeline() as engine:
+                img, record = engine.preprocess_img(_bgr(rgb))
                 crops, _det = engine.detect_and_crop(img, record)
                 cls = engine._load_cls_model()(crops)
         except Exception:  # noqa: BLE001 - no text found, or a rapidocr without these steps: compare readings
@@ -296,10 +305,8 @@ class RapidOcrEngine(OcrEngine):
         return flipped / sum(widths)
 
     def _read(self, rgb) -> list[OcrWord]:
-        import numpy as np
-
-        with _rapid(self.options.threads, self.options.text_score, self.rec_runtime, self.det_runtime).lease() as engine:
-            res, decoded = recognise(engine, np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1]))
+        with self._pipeline() as engine:
+            res, decoded = recognise(engine, _bgr(rgb))
         txts = list(res.txts or [])
         if not txts:
             return []
