@@ -21,6 +21,22 @@ CORPUS_LINES = [
 ]
 
 
+def tiny_text_config(tokenizer, max_positions: int, **extra) -> dict:
+    """The language-model part of every tiny model here: 2 layers, width 32, the tokenizer's vocabulary."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": max_positions,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        **extra,
+    }
+
+
 def train_tokenizer(specials=SPECIALS, vocab_size: int = 300, extra_special_tokens: dict | None = None, **named):
     """A byte-level BPE tokenizer trained on a few lines, wrapped as a fast tokenizer.
 
@@ -112,18 +128,7 @@ def build_tiny_got_ocr2(path: str | Path, seed: int = 0, taught: tuple | None = 
             "global_attn_indexes": [1],
             "mlp_dim": 32,
         },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
+        text_config=tiny_text_config(tokenizer, 1024, model_type="qwen2"),
         image_token_index=image_token,
         image_seq_length=16,
     )
@@ -168,18 +173,7 @@ def build_tiny_janus(path: str | Path, seed: int = 0, taught: tuple | None = Non
     tokenizer = train_tokenizer(extra_special_tokens=JANUS_TOKENS)
     n_image_tokens = (32 // 8) ** 2
     config = JanusConfig(
-        text_config={
-            "model_type": "llama",
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 512,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
+        text_config=tiny_text_config(tokenizer, 512, model_type="llama"),
         vision_config={
             "hidden_size": 16,
             "num_hidden_layers": 1,
@@ -263,13 +257,7 @@ def build_tiny_deepseek_ocr2(
             },
         },
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 2048,
+            **tiny_text_config(tokenizer, 2048),
             "mlp_layer_types": ["dense", "sparse"],
             "n_routed_experts": 4,
             "num_experts_per_tok": 2,
