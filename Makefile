@@ -8,6 +8,10 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
+# the platform the lock is resolved for: glibc >= 2.34 x86-64 Linux, CPython 3.11 (Debian 12 and newer)
+LOCK_PLATFORM := x86_64-manylinux_2_34
 APT_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng tesseract-ocr-osd fonts-dejavu-core
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export OMP_THREAD_LIMIT ?= 1
@@ -18,22 +22,40 @@ export ANONYMIZED_TELEMETRY ?= False
 export DAGSTER_DISABLE_TELEMETRY ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps samples clean
+.PHONY: run test install system-deps samples clean lock
 
+# Debian packages: Tesseract always; the PostgreSQL and RabbitMQ server binaries only where nothing
+# answers on 127.0.0.1:5432 / :5672 (the tests then start private servers from them, tests/fixtures/servers.py).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql postgresql-contrib"; fi; \
+	if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then \
+	  test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# Installs exactly the versions in the lock (every package pinned with its hashes, no resolver run),
+# then the project itself without dependencies; `pip check` proves the set is complete.
+$(STAMP): pyproject.toml $(LOCK)
 	$(MAKE) system-deps
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
+
+# Re-resolve every dependency (newest releases that pyproject.toml allows) into the lock.
+# Run it when pyproject.toml changes or to take up new releases, then run `make test` and commit both.
+lock:
+	@test -x .lock-venv/bin/uv || { $(PY) -m venv .lock-venv && .lock-venv/bin/pip install -q uv==$(UV_VERSION); }
+	.lock-venv/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+	  --python-platform $(LOCK_PLATFORM) --no-header -o $(LOCK).new
+	@{ echo "# Every Python dependency, pinned with hashes. Regenerate with 'make lock' (uv $(UV_VERSION))."; \
+	   echo "# Resolved for CPython 3.11 on $(LOCK_PLATFORM)."; cat $(LOCK).new; } > $(LOCK) && rm -f $(LOCK).new
 
 install: $(STAMP)
 
@@ -50,7 +72,7 @@ run: install samples
 	@echo "Dagster UI on http://127.0.0.1:3000 - drop documents into ./inbox"
 	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-test: install
+test: system-deps install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
