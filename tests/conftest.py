@@ -15,6 +15,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 pytest_plugins = [
     "tests.fixtures.bolt",
     "tests.fixtures.s3",
+    "tests.fixtures.servers",
 ]
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,12 +23,11 @@ import psutil
 import pytest
 from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
 
-from idp_assets.executors import DEFAULT_CELERY_BROKER, build_executor, executor_name_from_env
+from idp_assets.executors import build_executor, executor_name_from_env
 from tests.fixtures.executor_jobs import celery_toy_job, pooled_pair
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-BROKER = os.environ.get("IDP_CELERY_BROKER", DEFAULT_CELERY_BROKER)
 
 
 # ---------------------------------------------------------------- executor choice
@@ -60,17 +59,6 @@ def test_document_job_executor_follows_idp_executor():
 # ---------------------------------------------------------------- celery
 
 
-def _broker_reachable() -> str | None:
-    from kombu import Connection
-
-    try:
-        with Connection(BROKER, connect_timeout=3) as conn:
-            conn.ensure_connection(max_retries=1)
-        return None
-    except Exception as exc:  # noqa: BLE001 - any connection failure means: no broker
-        return f"RabbitMQ not reachable at {BROKER.split('@')[-1]}: {exc}"
-
-
 def _stop(proc: subprocess.Popen) -> None:
     """Stop a worker we started (its own session: the dagster-celery CLI and its celery child)."""
     if proc.poll() is not None:
@@ -86,12 +74,12 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def celery_workers(tmp_path, monkeypatch):
+def celery_workers(tmp_path, monkeypatch, rabbitmq_broker):
     """One `dagster-celery worker start` per queue (`<prefix>gpu`, `<prefix>cpu`) with a temp
-    DAGSTER_HOME; a unique queue prefix per test run keeps stale broker messages out."""
-    reason = _broker_reachable()
-    if reason:
-        pytest.skip(reason)
+    DAGSTER_HOME; a unique queue prefix per test run keeps stale broker messages out. The broker
+    is 127.0.0.1:5672 or a private RabbitMQ node (tests/fixtures/servers.py), never a skip."""
+    BROKER = rabbitmq_broker.url
+    monkeypatch.setenv("IDP_CELERY_BROKER", BROKER)
     from celery import Celery
     from kombu import Connection
 

@@ -1,4 +1,4 @@
-"""Production instance: dagster.postgres.yaml on the real PostgreSQL server at 127.0.0.1:5432.
+"""Production instance: dagster.postgres.yaml on a real PostgreSQL server (127.0.0.1:5432 or a private one).
 
 The test creates its own database, points DAGSTER_PG_* at it, loads the instance from
 the repository's dagster.postgres.yaml, runs the inbox sensor, materializes the
@@ -13,7 +13,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from dagster._core.instance.ref import InstanceRef
@@ -25,21 +24,9 @@ from idp_assets.settings import build_resources
 from sensors.inbox import InboxSettings, inbox_sensor
 
 REPO = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
-
-
-def _admin():
-    con = psycopg2.connect(**PG)
-    con.autocommit = True
-    return con
-
-
 @pytest.fixture
-def pg_database():
-    try:
-        con = _admin()
-    except psycopg2.OperationalError as exc:  # pragma: no cover - the server is part of the environment
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required: {exc}")
+def pg_database(postgres_server):
+    con = postgres_server.connect()
     name = f"idp_dagster_{uuid.uuid4().hex[:10]}"
     with con.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
@@ -52,7 +39,9 @@ def pg_database():
         con.close()
 
 
-def test_sensor_and_partition_on_postgres_storage(tmp_path, monkeypatch, pg_database, corpus, graph_store):
+def test_sensor_and_partition_on_postgres_storage(tmp_path, monkeypatch, pg_database, corpus, graph_store,
+                                                  postgres_server):
+    PG = postgres_server.params()
     for k, v in {"DAGSTER_PG_HOST": PG["host"], "DAGSTER_PG_PORT": str(PG["port"]), "DAGSTER_PG_USER": PG["user"],
                  "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": pg_database}.items():
         monkeypatch.setenv(k, v)

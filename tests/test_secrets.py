@@ -24,7 +24,6 @@ from idp_assets.definitions import ALL_ASSETS, process_document_job
 from idp_assets.runner import DocumentRunner
 from idp_assets.settings import build_resources
 
-PG_HOST = "127.0.0.1:5432/test"
 
 
 def _secrets(bolt_server) -> dict[str, str]:
@@ -45,7 +44,7 @@ def _contains(haystack: bytes, secrets: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture
-def secret_env(tmp_path, monkeypatch, bolt_server, s3_client, graph_store):
+def secret_env(tmp_path, monkeypatch, bolt_server, s3_client, graph_store, postgres_server):
     secrets = _secrets(bolt_server)
     schema = "t_sec_" + uuid.uuid4().hex[:10]
     env = {
@@ -60,7 +59,7 @@ def secret_env(tmp_path, monkeypatch, bolt_server, s3_client, graph_store):
         "IDP_GRAPH_PASSWORD": secrets["IDP_GRAPH_PASSWORD"],
         "IDP_GRAPH_DATABASE": bolt_server.database,
         "IDP_GRAPH_MANAGED": "0",
-        "IDP_SUPPLIERS_DSN": f"postgresql://postgres:{secrets['IDP_SUPPLIERS_DSN_PASSWORD']}@{PG_HOST}",
+        "IDP_SUPPLIERS_DSN": postgres_server.dsn(password=secrets["IDP_SUPPLIERS_DSN_PASSWORD"]),
         "IDP_SUPPLIERS_SCHEMA": schema,
         "IDP_EMBED_API_KEY": secrets["IDP_EMBED_API_KEY"],
         "OPENAI_API_KEY": secrets["OPENAI_API_KEY"],
@@ -74,7 +73,7 @@ def secret_env(tmp_path, monkeypatch, bolt_server, s3_client, graph_store):
     resources = build_resources(data_dir=str(tmp_path / "data"))
     try:
         yield {"secrets": secrets, "resources": resources, "instance": instance, "tmp": tmp_path, "s3": s3_client,
-               "graph": graph_store}
+               "graph": graph_store, "pg": postgres_server}
     finally:
         instance.dispose()
         try:
@@ -114,7 +113,7 @@ def test_no_secret_in_anything_the_run_stores(secret_env, corpus, capfd, caplog)
     assert secret_env["graph"].counts()["nodes"].get("Document", 0) >= 1
     import psycopg2
 
-    con = psycopg2.connect(f"postgresql://postgres@{PG_HOST}")
+    con = secret_env["pg"].connect()
     try:
         with con.cursor() as cur:
             cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name=%s",

@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from idp_assets.bench_suppliers import LEFT_OUT, corpus_suppliers, distractors, to_csv
-from idp_assets.bench_suppliers import test_master as build_test_master
+from idp_assets.bench.suppliers import LEFT_OUT, corpus_suppliers, distractors, to_csv
+from idp_assets.bench.suppliers import test_master as build_test_master
 from idp_assets.logic.suppliers import (
     Supplier, Thresholds, build_evidence, decide_evidence, find_identifiers, gln_valid, make_llm_adjudicator,
     normalize_name, vat_valid,
@@ -17,24 +17,12 @@ from idp_assets.suppliers import match_supplier
 from resources.migrations import migrations
 from resources.suppliers_db import SupplierMaster
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> bool:
-    try:
-        psycopg2.connect(PG_DSN, connect_timeout=3).close()
-        return True
-    except psycopg2.Error:
-        return False
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def master(request, tmp_path):
     if request.param == "sqlite":
         yield SupplierMaster(path=str(tmp_path / "m.sqlite"))
         return
-    if not _pg_available():
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 (db test) is required for the postgres back end")
+    PG_DSN = request.getfixturevalue("postgres_server").dsn()
     schema = "t_sup_" + uuid.uuid4().hex[:10]
     m = SupplierMaster(dsn=PG_DSN, pg_schema=schema)
     try:
@@ -255,10 +243,9 @@ def test_einvoice_fields_match_by_identifier(master, corpus):
     assert m.supplier_id is None and m.method == "new" and m.proposed["vat_id"] == "DE123456789"
 
 
-def test_postgres_query_uses_trigram_index():
-    if not _pg_available():
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 (db test) is required")
-    from idp_assets.bench_suppliers import synthetic_master
+def test_postgres_query_uses_trigram_index(postgres_server):
+    PG_DSN = postgres_server.dsn()
+    from idp_assets.bench.suppliers import synthetic_master
 
     m = SupplierMaster(dsn=PG_DSN, pg_schema="t_sup_" + uuid.uuid4().hex[:10])
     b = m.backend()
