@@ -20,29 +20,24 @@ Launching: one `RunRequest` per partition for the `process_document` job, with
 `asset_selection` = the assets chosen above and a `run_key` that changes whenever the
 partition has had another run or the code versions changed (so a tick never launches the
 same work twice).  This is the same shape as an asset backfill under
-`DOCUMENT_BACKFILL_POLICY` (one partition per run): the asset bodies read exactly one
-partition (`context.partition_key`, per-partition IO), so Dagster's multi-partition runs
-(a partition *range* in one run) fail on them - `tests/test_backfill.py` checks that.
+`DOCUMENT_BACKFILL_POLICY` (`idp_assets.common`, one partition per run): the asset bodies
+read exactly one partition (`context.partition_key`, per-partition IO), so Dagster's
+multi-partition runs (a partition *range* in one run) fail on them - `tests/test_backfill.py`
+checks that.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timezone
 from typing import Literal
 
-from dagster import AssetKey, BackfillPolicy, DagsterInstance, DagsterRunStatus, RunRequest, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunRequest, RunsFilter
 from pydantic import BaseModel, ConfigDict, Field
 
+from idp_assets.common import failure_reason
+from idp_assets.fingerprints import short_hash
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
-from idp_assets.versions import short_hash
-
-# the asset modules import this before their decorators run: keep the beta notice out of every CLI call
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset` is currently in beta")
-
-# every document asset: a backfill launched from the UI runs one document per run
-DOCUMENT_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 Reason = Literal["failed", "missing", "stale"]
 REASONS: tuple[Reason, ...] = ("failed", "missing", "stale")
@@ -245,8 +240,6 @@ def run_candidates(candidates: Sequence[BackfillCandidate], assets, resources: d
                    progress=None) -> list[tuple[BackfillCandidate, bool, str | None]]:
     """Materialize each candidate's assets in-process (what `idp backfill` does): (candidate, ok, error)."""
     from dagster import AssetSelection, materialize
-
-    from idp_assets.runner import failure_reason
 
     results = []
     for i, c in enumerate(candidates, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 
 from dagster import (
@@ -10,6 +11,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    BackfillPolicy,
     Backoff,
     Failure,
     Jitter,
@@ -19,8 +21,13 @@ from dagster import (
 
 from idp_assets.partitions import documents_partitions
 
+# the asset modules import this before their decorators run: keep the beta notice out of every CLI call
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset` is currently in beta")
+
 ASSET_GROUP = "documents"
 PARTITIONS = documents_partitions
+# every document asset: a backfill launched from the UI runs one document per run (see idp_assets.backfill)
+DOCUMENT_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 # steps that write to a server (graph over Bolt, a Chroma server) outlive an outage of it:
 # the store's own retries cover seconds; then the whole step is retried 2, 4, 8, 16 s later
@@ -54,6 +61,23 @@ def document_failure(code: str, message: str, **metadata) -> Failure:
         metadata={"reason": code, "message": message, **{k: _meta(v) for k, v in metadata.items()}},
         allow_retries=False,
     )
+
+
+def failure_reason(result) -> tuple[str, str, str | None]:
+    """(reason code, message, quarantine uri) of the first failed step of a run."""
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            data = ev.step_failure_data
+            ufd = data.user_failure_data
+            if ufd is not None and "reason" in ufd.metadata:
+                q = ufd.metadata.get("quarantine_uri")
+                return str(ufd.metadata["reason"].value), str(ufd.metadata["message"].value), q.value if q else None
+            err = data.error
+            while err is not None and err.cause is not None:  # the user code's exception, not Dagster's wrapper
+                err = err.cause
+            msg = err.message.strip() if err else "step failed"
+            return "step_failed", f"{ev.step_key}: {msg}", None
+    return "run_failed", "run did not succeed", None
 
 
 @contextmanager

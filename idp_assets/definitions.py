@@ -14,7 +14,7 @@ from idp_assets.settings import build_resources
 from idp_assets.suppliers import supplier_master_asset, supplier_matches
 from idp_assets.tables import normalized_tables
 from idp_assets.thumbnails import page_thumbnails
-from sensors.backfill import backfill_schedule, backfill_sensor
+from sensors.backfill import make_backfill_schedule, make_backfill_sensor
 from sensors.common import PROCESS_JOB_NAME
 from sensors.inbox import inbox_sensor
 from sensors.s3 import s3_sensor
@@ -45,6 +45,16 @@ process_document_job = define_asset_job(
     # bound OCR steps across runs. multiprocess|celery|k8s: see idp_assets/executors.py.
     executor_def=build_executor(),
 )
+
+
+def _definitions_asset_graph():
+    """The graph of these definitions: what a backfill tick evaluated outside a code location (tests,
+    scripts) compares against; inside one, Dagster hands the tick its repository's graph."""
+    return defs.resolve_asset_graph()
+
+
+backfill_schedule = make_backfill_schedule(asset_graph=_definitions_asset_graph)
+backfill_sensor = make_backfill_sensor(asset_graph=_definitions_asset_graph)
 
 defs = Definitions(
     assets=ALL_ASSETS,

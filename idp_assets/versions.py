@@ -19,83 +19,39 @@ stat'ed and their first and last 64 KiB read.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from idp_assets.fingerprints import (  # noqa: F401 - re-exported: the helpers the code versions are made of
+    CONFIG_NAMES,
+    WEIGHT_SUFFIXES,
+    code_version,
+    files_fingerprint,
+    package_versions,
+    short_hash,
+    weights_fingerprint,
+)
 
 OCR_REVISION = "1"  # bump when idp_assets/ocr.py or the router's own code changes the pages it returns
-FIELDS_REVISION = "2"  # bump when the field rules (idp_assets/fields.py, logic/fields.py) change
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".traineddata", ".model")
-CONFIG_NAMES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer_config.json")
-_SAMPLE = 64 * 1024
+# the field rules' data files: label vocabulary, VAT rates, fitted confidence model (`idp bench fields-calibrate`)
+FIELDS_DATA_FILES = ("invoice_labels.json", "vat_rates.json", "field_confidence.json")
 
 
-def short_hash(value: Any, n: int = 12) -> str:
-    """Stable hex digest of a JSON-able value (keys sorted; non-JSON values by `str`)."""
-    blob = value if isinstance(value, bytes) else json.dumps(value, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:n]
+def _fields_data_hash() -> str:
+    import hashlib
 
-
-def code_version(revision: str, config: Mapping[str, Any] | None = None) -> str:
-    """`<revision>` alone without configuration, else `<revision>+<hash of the configuration>`."""
-    return f"{revision}+{short_hash(dict(config))}" if config else str(revision)
-
-
-def package_versions(names: Iterable[str]) -> list[str]:
-    """`name=version` of installed distributions (`name=missing` when not installed)."""
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name}={_dist_version(name)}")
-        except PackageNotFoundError:
-            out.append(f"{name}=missing")
-    return out
-
-
-def _file_digest(path: Path) -> str:
-    """Name, size and a hash of the first and last 64 KiB (safetensors/GGUF headers sit at the start)."""
-    st = path.stat()
+    folder = Path(__file__).resolve().parent / "logic" / "data"
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        h.update(f.read(_SAMPLE))
-        if st.st_size > 2 * _SAMPLE:
-            f.seek(-_SAMPLE, 2)
-            h.update(f.read(_SAMPLE))
-    return f"{path.name}:{st.st_size}:{h.hexdigest()[:16]}"
+    for name in FIELDS_DATA_FILES:
+        p = folder / name
+        h.update(name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"missing") + b"\0")
+    return h.hexdigest()[:10]
 
 
-def files_fingerprint(paths: Iterable[str | Path]) -> str:
-    """Fingerprint of the given files (missing ones count as `name:missing`)."""
-    parts = []
-    for p in sorted(Path(p) for p in paths):
-        parts.append(_file_digest(p) if p.is_file() else f"{p.name}:missing")
-    return short_hash(parts)
-
-
-def weights_fingerprint(model_dir: str | Path | None) -> str:
-    """Fingerprint of a local model folder: the full text of its config files plus name, size and
-    head/tail hash of every weight file (recursively).  `none` without a folder, `missing` when
-    the folder does not exist.  Copying the folder elsewhere keeps the fingerprint (no mtimes)."""
-    if not model_dir:
-        return "none"
-    root = Path(model_dir)
-    if not root.is_dir():
-        return "missing"
-    parts = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
-            continue
-        rel = p.relative_to(root).as_posix()
-        if p.name in CONFIG_NAMES:
-            parts.append(f"{rel}={hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
-        elif p.suffix in WEIGHT_SUFFIXES:
-            parts.append(f"{rel}={_file_digest(p)}")
-    return short_hash(parts) if parts else "empty"
-
+# bump the number when the field rules (idp_assets/fields.py, logic/fields.py, logic/field_rules/) change;
+# the hash follows the data files by itself
+FIELDS_REVISION = "3." + _fields_data_hash()
 
 # -- per asset -------------------------------------------------------------------------------
 def router_engine_names(router) -> list[str]:

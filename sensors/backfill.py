@@ -12,13 +12,14 @@ Environment (read when the code location loads):
 
 Both target the `process_document` job, one run per document restricted to the assets that
 need work.  The schedule starts RUNNING, the sensor STOPPED (turn it on in the UI, or
-`dagster sensor start document_backfill_sensor`).
+`dagster sensor start document_backfill_sensor`).  `idp_assets.definitions` builds the two it
+deploys with these factories (this module does not import the definitions).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dagster import (
     DagsterInvariantViolationError, DefaultScheduleStatus, DefaultSensorStatus, ScheduleEvaluationContext, SensorEvaluationContext, SkipReason,
@@ -63,21 +64,28 @@ class BackfillSettings(BaseModel):
         return cls(**{k: v for k, v in given.items() if v})
 
 
-def _asset_graph(context):
-    """The asset graph of the code location the tick runs in (its code versions are the current ones)."""
+# where the asset graph comes from when a tick is evaluated outside a code location (tests, scripts)
+AssetGraphSource = Callable[[], object]
+
+
+def _asset_graph(context, fallback: AssetGraphSource | None = None):
+    """The asset graph of the code location the tick runs in (its code versions are the current ones);
+    outside a code location, the one `fallback` returns."""
     try:
         repo = context.repository_def  # a schedule context raises without one, a sensor context gives None
     except DagsterInvariantViolationError:
         repo = None
     if repo is not None:
         return repo.asset_graph
-    from idp_assets.definitions import defs  # evaluated outside a code location (tests, scripts)
+    if fallback is None:
+        raise DagsterInvariantViolationError(
+            "a backfill tick evaluated outside a code location needs the asset graph: build the context with "
+            "repository_def=..., or the schedule/sensor with asset_graph=...")
+    return fallback()
 
-    return defs.resolve_asset_graph()
 
-
-def backfill_requests(context, settings: BackfillSettings):
-    candidates = find_backfill_partitions(context.instance, _asset_graph(context), reasons=settings.reasons,
+def backfill_requests(context, settings: BackfillSettings, asset_graph: AssetGraphSource | None = None):
+    candidates = find_backfill_partitions(context.instance, _asset_graph(context, asset_graph), reasons=settings.reasons,
                                           include_quarantined=settings.include_quarantined)
     for c in candidates[:settings.max_runs]:
         context.log.info(f"backfill {c.partition[:12]} ({c.reason}): {', '.join(c.assets)} - {'; '.join(c.details)}")
@@ -86,31 +94,32 @@ def backfill_requests(context, settings: BackfillSettings):
     return backfill_run_requests(candidates, PROCESS_JOB_NAME, limit=settings.max_runs)
 
 
-def make_backfill_schedule(settings: BackfillSettings | None = None, name: str = "document_backfill_schedule"):
+def make_backfill_schedule(settings: BackfillSettings | None = None, name: str = "document_backfill_schedule",
+                           asset_graph: AssetGraphSource | None = None):
+    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `_asset_graph`)."""
     settings = settings or BackfillSettings.from_env()
 
     @schedule(name=name, cron_schedule=settings.cron, execution_timezone=settings.timezone, job_name=PROCESS_JOB_NAME,
               default_status=DefaultScheduleStatus.RUNNING,
               description="Nightly: re-run document partitions that failed, are missing or stale (idp_assets.backfill).")
     def _schedule(context: ScheduleEvaluationContext):
-        requests = backfill_requests(context, settings)
+        requests = backfill_requests(context, settings, asset_graph)
         return requests or SkipReason("no failed, missing or stale document partitions")
 
     return _schedule
 
 
-def make_backfill_sensor(settings: BackfillSettings | None = None, name: str = "document_backfill_sensor"):
+def make_backfill_sensor(settings: BackfillSettings | None = None, name: str = "document_backfill_sensor",
+                         asset_graph: AssetGraphSource | None = None):
+    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `_asset_graph`)."""
     settings = settings or BackfillSettings.from_env()
 
     @sensor(name=name, job_name=PROCESS_JOB_NAME, minimum_interval_seconds=settings.sensor_interval_s,
             default_status=DefaultSensorStatus.STOPPED,
             description="Like the nightly backfill schedule, but every IDP_BACKFILL_SENSOR_INTERVAL_S seconds.")
     def _sensor(context: SensorEvaluationContext):
-        requests = backfill_requests(context, settings)
+        requests = backfill_requests(context, settings, asset_graph)
         return requests or SkipReason("no failed, missing or stale document partitions")
 
     return _sensor
 
-
-backfill_schedule = make_backfill_schedule()
-backfill_sensor = make_backfill_sensor()

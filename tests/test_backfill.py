@@ -16,16 +16,20 @@ from datetime import date, timedelta
 
 import pytest
 from click.testing import CliRunner
-from dagster import AssetKey, AssetRecordsFilter, Definitions, build_schedule_context, build_sensor_context, materialize
+from dagster import (
+    AssetKey, AssetRecordsFilter, DagsterInvariantViolationError, Definitions, build_schedule_context, build_sensor_context,
+    materialize,
+)
 from dagster._core.definitions.observe import observe
 
-from idp_assets import versions
+from idp_assets import definitions, versions
 from idp_assets.audit import instance_for
 from idp_assets.backfill import (
-    DOCUMENT_BACKFILL_POLICY, BackfillCandidate, backfill_run_requests, document_asset_keys, find_backfill_partitions,
+    BackfillCandidate, backfill_run_requests, document_asset_keys, find_backfill_partitions,
     run_candidates,
 )
 from idp_assets.cli import main as cli_main
+from idp_assets.common import DOCUMENT_BACKFILL_POLICY
 from idp_assets.definitions import ALL_ASSETS, DOCUMENT_ASSETS, process_document_job
 from idp_assets.runner import DocumentRunner
 from idp_assets.settings import build_resources
@@ -265,9 +269,16 @@ def test_schedule_and_sensor_request_one_run_per_partition(world):
     reqs = sens_all(build_sensor_context(instance=world["instance"], repository_def=repo))
     assert {r.partition_key: r.tags["idp/backfill_reason"] for r in reqs} == {world["bad"]: "failed",
                                                                              world["pending"]: "missing"}
-    # outside a code location (no repository): the definitions module's graph is used
-    reqs = sens_all(build_sensor_context(instance=world["instance"]))
+    # outside a code location (no repository): the graph the sensor was built with is used ...
+    sens_local = make_backfill_sensor(BackfillSettings(reasons=("failed", "missing"), include_quarantined=True), name="l",
+                                      asset_graph=definitions.defs.resolve_asset_graph)
+    reqs = sens_local(build_sensor_context(instance=world["instance"]))
     assert {r.partition_key for r in reqs} == {world["bad"], world["pending"]}
+    # ... the definitions' own sensor is built with the definitions' graph; without one, a clear error
+    reqs = definitions.backfill_sensor(build_sensor_context(instance=world["instance"]))
+    assert world["pending"] in {r.partition_key for r in reqs}
+    with pytest.raises(DagsterInvariantViolationError, match="outside a code location"):
+        sens_all(build_sensor_context(instance=world["instance"]))
     # the current definitions: nothing stale -> the tick skips
     current = _graph()[0].get_repository_def()
     with build_schedule_context(instance=world["instance"], repository_def=current) as ctx:

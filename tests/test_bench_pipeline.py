@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from idp_assets.bench_pipeline import distinct_copy, prepare_inputs
+from idp_assets.bench.pipeline import distinct_copy, prepare_inputs
 from idp_assets.cli import main
 from idp_assets.definitions import DOCUMENT_ASSETS
 from idp_assets.logic.pages import load_document

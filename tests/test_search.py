@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from idp_assets.bench_search import recall_at, synthetic_export
+from idp_assets.bench.search import recall_at, synthetic_export
 from idp_assets.hybrid_search import (
     embed_document,
     from_export,

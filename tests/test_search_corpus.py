@@ -3,7 +3,7 @@ and idempotency of indexing (processing the corpus twice == once).
 
 The pipeline results are tests/data/corpus_results.jsonl.gz: the `idp process` exports of the 79
 development documents, trimmed to what indexing reads (page texts, tables, fields, supplier match);
-`python -m idp_assets.bench_search snapshot --results DIR --out FILE` rebuilds it from a fresh run.
+`python -m idp_assets.bench.search snapshot --results DIR --out FILE` rebuilds it from a fresh run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from idp_assets.bench_search import DEFAULT_QUERIES, evaluate, index_corpus, load_queries, load_snapshot
+from idp_assets.bench.search import DEFAULT_QUERIES, evaluate, index_corpus, load_queries, load_snapshot
 from resources.embedder import Embedder
 from resources.vectors import ENTITIES_COLLECTION, VectorStore
 

@@ -9,8 +9,14 @@ from resources.ocr.registry import (
     register_engine,
     unregister_engine,
 )
+# the built-in engines register themselves on import (the registry itself imports no engine)
 from resources.ocr import docling_standard as _docling_standard  # noqa: E402,F401 - registers the engine
+from resources.ocr import office as _office  # noqa: E402,F401 - 'docling' (office files)
+from resources.ocr import rapid as _rapid  # noqa: E402,F401
 from resources.ocr import surya as _surya  # noqa: E402,F401 - registers the 'surya' engine
+from resources.ocr import tesseract as _tesseract  # noqa: E402,F401
+from resources.ocr import text_layer as _text_layer  # noqa: E402,F401
+from resources.ocr import vlm as _vlm  # noqa: E402,F401 - got_ocr2, janus_pro, deepseek_ocr, vlm_endpoint
 
 __all__ = [
     "EngineError",

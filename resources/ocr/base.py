@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from idp_assets.fingerprints import package_versions, short_hash
 from idp_assets.models import OcrWord, RawPage
 
 if TYPE_CHECKING:
@@ -70,8 +71,6 @@ class OcrEngine(ABC):
     def version(self) -> str:
         """What produces this engine's output: revision, options, library versions (model engines add
         their weights). Cheap: nothing is loaded. Part of the `ocr_pages` code version."""
-        from idp_assets.versions import package_versions, short_hash
-
         return " ".join([f"{self.name}/{self.revision}", f"options={short_hash(self.options.model_dump(mode='json'))}",
                          *package_versions(self.version_packages)])
 

@@ -10,6 +10,10 @@
 Registering a name twice is an error; asking for an unknown name lists the
 known ones.  `get_engine` returns one shared instance per (name, options) in a
 process, so engines that hold native state (a Tesseract API) reuse it.
+
+The built-in engines register themselves when their modules are imported:
+`resources/ocr/__init__.py` imports them all (Python runs a package's `__init__`
+before any of its modules), so this module never imports an engine.
 """
 
 from __future__ import annotations
@@ -60,12 +64,10 @@ def unregister_engine(name: str) -> None:
 
 
 def known_engines() -> list[str]:
-    _ensure_builtins()
     return sorted(_ENGINES)
 
 
 def engine_class(name: str) -> type[OcrEngine]:
-    _ensure_builtins()
     try:
         return _ENGINES[name]
     except KeyError:
@@ -82,15 +84,3 @@ def get_engine(name: str, **options) -> OcrEngine:
         if engine is None:
             engine = _INSTANCES[key] = cls(opts)
         return engine
-
-
-_BUILTINS_LOADED = False
-
-
-def _ensure_builtins() -> None:
-    """Import the built-in engine modules (they register themselves)."""
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from resources.ocr import office, rapid, tesseract, text_layer, vlm  # noqa: F401

@@ -45,6 +45,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from idp_assets.fingerprints import weights_fingerprint
 from idp_assets.models import OcrWord, RawPage
 from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine, weighted_confidence
 from resources.ocr.registry import register_engine
@@ -194,8 +195,6 @@ class SuryaEngine(OcrEngine):
 
     @property
     def version(self) -> str:
-        from idp_assets.versions import weights_fingerprint
-
         o = self.options
         where = f"weights={weights_fingerprint(o.model_path)}" if o.backend == "llamacpp" else f"model={o.model_name}"
         return f"{super().version} {where}"

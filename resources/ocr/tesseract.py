@@ -31,6 +31,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from idp_assets.fingerprints import files_fingerprint
 from idp_assets.logic.pages import estimate_text_height
 from idp_assets.models import OcrWord, RawPage
 from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine, weighted_confidence
@@ -163,8 +164,6 @@ class TesseractEngine(OcrEngine):
     @property
     def version(self) -> str:
         """Adds the libtesseract version and a fingerprint of the traineddata files used."""
-        from idp_assets.versions import files_fingerprint
-
         try:
             import tesserocr
 

@@ -49,6 +49,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from idp_assets.fingerprints import weights_fingerprint
 from idp_assets.models import OcrWord, RawPage
 from resources.ocr.base import EngineError, EngineOptions, EngineOutput, OcrEngine, weighted_confidence
 from resources.ocr.registry import register_engine
@@ -125,8 +126,6 @@ class HfVlmEngine(OcrEngine):
     @property
     def version(self) -> str:
         """Adds a fingerprint of the local weights folder (config files + weight file headers)."""
-        from idp_assets.versions import weights_fingerprint
-
         return f"{super().version} weights={weights_fingerprint(self.options.model_path)}"
 
     def __init__(self, options=None):

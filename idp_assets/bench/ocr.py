@@ -301,12 +301,7 @@ def run_bench(
     return report
 
 
-@click.group(name="bench")
-def bench() -> None:
-    """Benchmarks that write JSON reports."""
-
-
-@bench.command(name="ocr")
+@click.command(name="ocr")
 @click.option("--corpus", "corpus", default="../shared/corpus", type=click.Path(exists=True, file_okay=False))
 @click.option("--engines", default="text_layer,tesseract,rapidocr", help="comma-separated engine names")
 @click.option("--categories", default="", help="comma-separated manifest categories (default: all)")
@@ -343,4 +338,4 @@ def bench_ocr(
     click.echo(f"peak RSS {report['memory']['peak_rss_mb']} MB -> {out}")
 
 
-__all__ = ["bench", "bench_ocr", "run_bench"]
+__all__ = ["bench_ocr", "run_bench"]

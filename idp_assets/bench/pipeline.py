@@ -24,7 +24,7 @@ What is measured, on a fresh Dagster instance (SQLite) in a work folder:
    (STEP_START -> STEP_SUCCESS/STEP_FAILURE of every asset step), the run overhead
    (wall - steps), peak RSS (sampled process tree, and `getrusage` self/children).
 6. `raw_engines`: the OCR engines the pipeline chose (`ocr_pages` routes) timed on the
-   very same pages with `bench_ocr.bench_engine`, and `ratios`: pipeline pages/s over raw
+   very same pages with `idp_assets.bench.ocr.bench_engine`, and `ratios`: pipeline pages/s over raw
    engine pages/s (and the `ocr_pages` stage alone over the raw engines).
 """
 
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import click
 
-from idp_assets.bench_ocr import bench, bench_engine
+from idp_assets.bench.ocr import _map, bench_engine
 
 BENCH_TRAILER = b"idp-bench-%d"
 SUPPORTED_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg")
@@ -386,8 +386,6 @@ def raw_engine_timing(router, docs: list, routes: dict[str, dict[str, str]], wor
     out = {"engines": engines, "pages": timed, "pages_without_raw_timing": missing, "seconds": round(seconds, 6),
            "pages_per_s": round(timed / seconds, 3) if seconds else None}
     if workers > 1:
-        from idp_assets.bench_ocr import _map
-
         todo = [(router.engine(routes[doc_id][str(p.number)]), p, im)
                 for doc_id, _, raw, ims in docs for p, im in zip(raw.pages, ims)
                 if engines.get(routes[doc_id].get(str(p.number)), {}).get("pages")]
@@ -471,7 +469,7 @@ def run_bench_pipeline(files: Sequence[Path], docs: int, modes: Sequence[str], w
     return report
 
 
-@bench.command(name="pipeline")
+@click.command(name="pipeline")
 @click.option("--docs", "docs", default=20, show_default=True, type=int, help="documents (the inputs repeated in turn)")
 @click.option("--source-dir", default="../shared/corpus/receipts", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="PDF/PNG/JPEG files directly in this folder")

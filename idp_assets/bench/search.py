@@ -1,14 +1,14 @@
 """Search evaluation and benchmark.
 
-    python -m idp_assets.bench_search recall [--results DIR | --snapshot FILE] [--queries FILE] [--out JSON]
+    python -m idp_assets.bench.search recall [--results DIR | --snapshot FILE] [--queries FILE] [--out JSON]
         index the development corpus (pipeline exports from `idp process`, or the trimmed
         snapshot in tests/data) into a fresh Chroma + graph and report Recall@5 of hybrid
         search and of vector-only search over the query set.
-    python -m idp_assets.bench_search synthetic [--docs 10000] [--queries 200] [--out JSON]
+    python -m idp_assets.bench.search synthetic [--docs 10000] [--queries 200] [--out JSON]
         index N synthetic documents (generated text, pre-computed in batches through the same
         embedder and the same index functions) and measure indexing throughput (chunks/s) and
         query latency percentiles of hybrid search.
-    python -m idp_assets.bench_search snapshot --results DIR --out FILE
+    python -m idp_assets.bench.search snapshot --results DIR --out FILE
         write the trimmed, gzipped JSONL snapshot of pipeline exports used by the tests.
 
 Both measuring commands start their own ArcadeDB Bolt server (a free port, a temporary
@@ -44,7 +44,7 @@ from idp_assets.hybrid_search import (
 )
 from idp_assets.logic.chunking import embedding_input
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SNAPSHOT = REPO / "tests" / "data" / "corpus_results.jsonl.gz"
 DEFAULT_QUERIES = REPO / "tests" / "data" / "search_queries.jsonl"
 
@@ -338,7 +338,7 @@ def run_synthetic(n_docs: int, n_queries: int, work: Path, graph_uri=None, passw
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m idp_assets.bench_search")
+    ap = argparse.ArgumentParser(prog="python -m idp_assets.bench.search")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("recall")
     r.add_argument("--results", help="folder of `idp process` JSON exports")

@@ -1,0 +1,23 @@
+"""The benchmark commands as `idp` offers them: the `idp bench` group and `idp bench-fields`."""
+
+from __future__ import annotations
+
+import click
+
+from idp_assets.bench.fields import bench_fields, calibrate_fields
+from idp_assets.bench.ocr import bench_ocr
+from idp_assets.bench.pipeline import bench_pipeline
+from idp_assets.bench.suppliers import bench_suppliers
+
+
+@click.group(name="bench")
+def bench() -> None:
+    """Benchmarks that write JSON reports."""
+
+
+bench.add_command(bench_ocr, name="ocr")
+bench.add_command(bench_pipeline, name="pipeline")
+bench.add_command(bench_suppliers, name="suppliers")
+bench.add_command(calibrate_fields, name="fields-calibrate")
+
+__all__ = ["bench", "bench_fields"]
