@@ -50,7 +50,12 @@ class RawPages(_Model):
     office_text: str | None = Field(default=None, description="docling markdown for office formats")
     office_tables: list[list[list[str]]] = Field(default_factory=list)
     embedded_invoice: dict | None = Field(
-        default=None, description="parsed ZUGFeRD/Factur-X/XRechnung XML attached to a PDF ({'error': ...} if unreadable)"
+        default=None, description="parsed e-invoice XML: attached to a PDF or the document itself ({'error': ...} "
+        "if unreadable); its bytes are stored at `xml_key`"
+    )
+    rendition_key: str | None = Field(
+        default=None, description="document store key of a PDF rendering of the document (e-invoice XML), used "
+        "instead of the original wherever pages are rendered or read as PDF"
     )
 
 
@@ -125,12 +130,17 @@ class FieldValue(_Model):
     source: str = Field(description="where the value came from, e.g. 'rules:label', 'einvoice_xml'")
     page: int | None = None
     raw: str | None = Field(default=None, description="text as printed before normalisation")
+    needs_review: bool = Field(
+        default=False, description="confidence below the fitted model's review threshold, or no fitted model "
+        "covers the value (e.g. an LLM-only value): a person should confirm it")
 
 
 class ExtractedFields(_Model):
     document_id: str
     fields: dict[str, FieldValue]
     validation: list[dict] = Field(default_factory=list)
+    invoice: dict | None = Field(
+        default=None, description="EN 16931 model of the document's e-invoice XML (idp_assets.logic.en16931.model)")
 
 
 class SupplierCandidate(_Model):
@@ -139,15 +149,34 @@ class SupplierCandidate(_Model):
     score: float
 
 
+class PartyEvidence(_Model):
+    """What a document says about one party (the seller's evidence, or the buyer recorded separately)."""
+
+    name: str | None = None
+    vat_ids: list[str] = Field(default_factory=list)
+    tax_numbers: list[str] = Field(default_factory=list)
+    ibans: list[str] = Field(default_factory=list)
+    glns: list[str] = Field(default_factory=list)
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str | None = None
+    source: str = Field(default="print", description="'einvoice_xml' (declared) or 'print' (read from the page)")
+
+
 class SupplierMatch(_Model):
     document_id: str
     supplier_id: str | None
     name: str | None
     score: float = Field(ge=0.0, le=1.0)
-    method: str = Field(description="'vat_id', 'iban', 'name', or 'new'")
+    method: str = Field(description="'vat_id', 'tax_number', 'iban', 'gln', 'name', 'decision', 'needs_review' or 'new'")
     evidence: list[str] = Field(default_factory=list)
     candidates: list[SupplierCandidate] = Field(default_factory=list)
     proposed: dict | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0,
+                                     description="fitted probability that supplier_id is right (None: no match)")
+    seller: PartyEvidence | None = None
+    buyer: PartyEvidence | None = None
 
 
 class Chunk(_Model):

@@ -26,6 +26,7 @@ def build_export(
             errors.append({"page": p.number, "error": p.empty_reason})
     partial = partial_reasons(ocr)
     status = "partial" if partial else "ok"
+    review = review_reasons(fields.validation)
     return {
         "schema_version": EXPORT_SCHEMA_VERSION,
         "document_id": source.document_id,
@@ -46,7 +47,18 @@ def build_export(
         "validation": fields.validation,
         "errors": errors,
         "partial_reasons": partial,
+        # EN 16931 semantic model of an e-invoice XML (null for documents read from print)
+        "invoice": fields.invoice,
+        "needs_review": bool(review),
+        "review_reasons": review,
     }
+
+
+def review_reasons(validation: list[dict]) -> list[str]:
+    """Why a person should look at the document: fatal EN 16931 rule failures of its XML
+    (the document is processed, never quarantined for them)."""
+    return [f"{v['rule']}: {v.get('message', '')}"[:300] for v in validation
+            if v.get("flag") == "fatal" and not v.get("ok", True) and str(v.get("rule", "")).startswith("en16931:")]
 
 
 def partial_reasons(ocr: OcrPages) -> list[dict]:
@@ -96,10 +108,13 @@ def safe_stem(filename: str, max_len: int = 120) -> str:
 
 def export_files(record: dict, *, csv_delimiter: str = ",", decimal_comma: bool = False) -> dict[str, bytes]:
     """The secondary export files of a record, by suffix: ``fields.csv`` (header fields),
-    ``lines.csv`` (line items) and ``cii.xml`` (UN/CEFACT CII invoice; only for records
-    with invoice fields).  Failed records give none."""
-    from .cii_export import cii_bytes
+    ``lines.csv`` (line items), ``cii.xml`` (UN/CEFACT CII D16B) and ``ubl.xml`` (UBL 2.1) -
+    the EN 16931 invoice, only for records with invoice fields or an e-invoice.  Failed records
+    give none."""
     from .csv_export import fields_csv, line_items_csv
+    from .en16931.export import export_invoice
+    from .en16931.write_cii import write_cii
+    from .en16931.write_ubl import write_ubl
 
     if record.get("status") == "failed":
         return {}
@@ -108,6 +123,8 @@ def export_files(record: dict, *, csv_delimiter: str = ",", decimal_comma: bool 
         "lines.csv": line_items_csv(record, delimiter=csv_delimiter, decimal_comma=decimal_comma),
     }
     fields = record.get("fields") or {}
-    if any(k in fields for k in ("invoice_number", "total")):
-        out["cii.xml"] = cii_bytes(record)
+    if record.get("invoice") or any(k in fields for k in ("invoice_number", "total")):
+        inv = export_invoice(record)[0]
+        out["cii.xml"] = write_cii(inv)
+        out["ubl.xml"] = write_ubl(inv)
     return out
