@@ -58,8 +58,11 @@ def test_identifiers_found_with_spacing_variants():
 def test_decide_prefers_identifier_then_name_with_margin():
     a = Supplier("S1", "Muster Bürobedarf GmbH", vat_id="DE123456789", city="Berlin")
     b = Supplier("S2", "Muster Bürotechnik GmbH", city="Berlin")
-    d = decide("Irgendwas", "", [(a, "vat_id")], [a, b])
+    d = decide("Muster Bürobedarf GmbH", "", [(a, "vat_id")], [a, b])
     assert d.supplier is a and d.method == "vat_id"
+    # an identifier whose supplier the page's name contradicts is never a silent match: the conflict is named
+    d = decide("Irgendwas", "", [(a, "vat_id")], [a, b])
+    assert d.supplier is None and any("belongs to S1" in e for e in d.evidence)
     d = decide("MUSTER BUEROBEDARF GMBH", "Berlin", [], [a, b])
     assert d.method in ("name", "new")
     d = decide("Muster Bürobedarf", "Sitz Berlin", [], [a, b])

@@ -55,7 +55,7 @@ def test_supplier_import_reports_bad_rows_and_upserts(tmp_path):
         "S2,Beispiel AG,,,,,,Muenchen,DE,\n"
     )
     rep = m.import_csv(csv1)
-    assert rep["imported"] == 2 and rep["skipped"] == [{"line": 3, "error": "supplier_id and name are required"}]
+    assert rep.imported == 2 and [(r.line, r.message) for r in rep.rejected] == [(3, "supplier_id and name are required")]
     v1 = m.version()
     m.import_csv("supplier_id,name\nS2,Beispiel Aktiengesellschaft\n")
     assert m.version() != v1

@@ -46,16 +46,23 @@ CSV1 = (
 )
 
 
-def test_import_reports_bad_rows_with_lines_and_upserts(master):
+def test_import_keeps_every_row_and_reports_lines(master):
+    """No supplier is dropped for an identifier a validator does not know or rejects: it is kept as an
+    unverified identifier with a per-line warning; only lines without id/name are rejected."""
     rep = master.import_csv(CSV1)
-    assert rep["imported"] == 2
-    assert [b["line"] for b in rep["skipped"]] == [3, 5, 6]
-    assert "required" in rep["skipped"][0]["error"] and "VAT" in rep["skipped"][1]["error"]
-    assert "IBAN" in rep["skipped"][2]["error"]
+    assert (rep.rows_read, rep.inserted, rep.updated) == (5, 4, 0)
+    assert [(r.line, "required" in r.message) for r in rep.rejected] == [(3, True)]
+    by_line = {}
+    for w in rep.warnings:
+        by_line.setdefault(w.line, []).append(w.message)
+    assert any("unverified" in m for m in by_line[5]) and any("IBAN" in m for m in by_line[6])
+    assert any("DE 123 456 789" in m for m in by_line[2])  # the sample ID fails the German check digit: kept
     v1 = master.version()
-    assert rep["version"] == v1 and master.count() == 2
+    assert rep.version == v1 and master.count() == 4
+    again = master.import_csv(CSV1)  # idempotent: upsert by supplier_id
+    assert (again.inserted, again.updated) == (0, 4) and master.version() == v1 and master.count() == 4
     rep2 = master.import_csv("supplier_id,name,city\nS2,Muster Bürotechnik Berlin GmbH,Berlin\n")
-    assert rep2["imported"] == 1 and master.version() != v1 and master.count() == 2
+    assert rep2.updated == 1 and master.version() != v1 and master.count() == 4
     hits = master.by_identifiers({"DE123456789"}, set())
     assert [(s.supplier_id, how) for s, how in hits] == [("S1", "vat_id")]
     assert hits[0][0].aliases == ["Muster", "MBB"]
@@ -141,7 +148,7 @@ def test_decision_identifier_name_new_and_conflict():
     ev = build_evidence("Physio Praxis Tinder\n12345 Beispielstadt", "Physiotherapeutin", name_from_xml=True,
                         field_ids={"vat_id": {"DE123456789"}})
     d = decide_evidence(ev, [(a, "vat_id", "DE123456789")], [a, b])
-    assert d.supplier is None and d.method == "new" and d.needs_review and "disagree" in d.evidence[0]
+    assert d.supplier is None and d.method == "new" and "disagree" in d.evidence[0]
 
 
 def test_shared_identifier_resolved_by_name():
@@ -317,3 +324,210 @@ def test_matches_record_master_version_and_go_stale(tmp_path):
     m.import_csv("supplier_id,name\nS2,Other AG\n")
     observe([supplier_master_asset], instance=inst, resources=res)
     assert status() == StaleStatus.STALE
+    # a review decision (read from the recorded match, as `idp suppliers confirm` does) makes matches stale too
+    from idp_assets.suppliers import latest_match_evidence
+
+    r = materialize(assets, partition_key="doc1", instance=inst, resources=res, selection=[AssetKey("supplier_matches")])
+    assert r.success and status() == StaleStatus.FRESH
+    seller, matched = latest_match_evidence(inst, "doc1")
+    assert matched == "S1" and seller.name == "Kraxi GmbH" and seller.vat_ids == ["DE123456789"]
+    m.confirm("doc1", "S1", seller, by="tester")
+    observe([supplier_master_asset], instance=inst, resources=res)
+    assert status() == StaleStatus.STALE
+
+
+# ------------------------------------------------------------------------------------------------ identifiers, parties
+
+
+def test_identifier_schemes_are_checked_per_country_and_never_drop_a_row():
+    from idp_assets.logic.supplier_identifiers import classify
+
+    assert classify("FR40303265045").scheme == "eu.vat" and classify("FR40303265045").verified
+    assert classify("CHE-116.281.710").scheme == "ch.uid" and classify("CHE-116.281.710").verified
+    assert classify("GB980780684").scheme == "gb.vat"
+    assert classify("27AAPFU0939F1ZV").scheme == "in.gstin" and classify("27AAPFU0939F1ZV").verified
+    assert classify("04-2103594", "US").scheme == "us.ein" and classify("04-2103594", "US").verified
+    gst = classify("001729212416", "MY")  # Malaysian GST registration: format only, kept unverified
+    assert gst.scheme == "my.gst" and not gst.verified and gst.value == "001729212416"
+    assert classify("W10-1808-31000060").scheme == "my.sst"
+    assert not classify("DE123456789").verified  # the sample ID fails the check digit
+    assert classify("XYZ-42", "ZZ").scheme is None
+
+
+def test_iban_digits_are_not_a_vat_id():
+    ids = find_identifiers("Bankverbindung IBAN DE67100483927221888272 BIC XYZ\nIBAN DE67 1004 8392 7221 8882 72")
+    assert not any(v.startswith("DE671004839") for v in ids["vat_id"])
+    assert find_identifiers("USt-IdNr. DE123456789 HRB 1234")["vat_id"] == {"DE123456789"}
+
+
+def test_parties_split_seller_from_buyer_delivery_and_intermediary():
+    from idp_assets.logic.supplier_parties import split_parties
+
+    text = ("Nordwind Logistik GmbH · Hafenstr. 1 · 28195 Bremen\nRechnungsempfänger:\nSüdlicht Handel AG\n"
+            "Marktplatz 3\n80331 München\nUSt-IdNr. DE811569869\nIhre USt-IdNr.: DE129273398\n"
+            "Ihr Vermittler:\nAgentur Beispiel Makler GmbH\nRing 5\n50667 Köln\nIBAN DE89 3704 0044 0532 0130 00")
+    p = split_parties(text)
+    assert p.buyer_names == ["Südlicht Handel AG"] and p.intermediary_names == ["Agentur Beispiel Makler GmbH"]
+    seller = p.seller_text()
+    assert "Nordwind" in seller and "DE811569869" in seller and "IBAN" in seller
+    assert "Südlicht" not in seller and "DE129273398" not in seller and "Agentur" not in seller
+    # the account a direct debit takes the money from is the buyer's
+    p = split_parties("Nordwind Logistik GmbH\nDer Betrag wird per Lastschrift von IBAN DE02 1203 0000 0000 2020 51 abgebucht.")
+    assert "DE02" not in p.seller_text()
+
+
+def test_legal_forms_and_one_letter_near_misses():
+    from idp_assets.logic.suppliers import legal_form
+
+    assert legal_form("99 SPEED MART S/B") == legal_form("99 Speed Mart Sdn. Bhd.") == "sdnbhd"
+    assert legal_form("99 SPEED MART PLT") == "plt" and legal_form("Muster GmbH & Co. KG") == "gmbh+kg"
+    exact = _sup("S1", "SOON HUAT MACHINERY SDN BHD", postal_code="81100", city="Johor Bahru")
+    near = _sup("S2", "SOON HHUAT MACHINERY SDN BHD", postal_code="81100", city="Johor Bahru")
+    ev = build_evidence("SOON HUAT MACHINERY SDN BHD\nNO 1, JALAN PERMAS\n81100 JOHOR BAHRU")
+    d = decide_evidence(ev, [], [near, exact])
+    assert d.supplier is exact and d.method == "name"
+    plt = _sup("S3", "99 SPEED MART PLT")
+    sb = _sup("S4", "99 SPEED MART S/B")
+    ev = build_evidence("99 SPEED MART S/B\nTAX INVOICE")
+    assert decide_evidence(ev, [], [plt]).supplier is None  # another legal form is another entity
+    assert decide_evidence(ev, [], [plt, sb]).supplier is sb
+
+
+def test_doubtful_case_is_needs_review_with_candidates():
+    a = _sup("S1", "Kontor Nord GmbH")
+    b = _sup("S2", "Kontor Nord GmbH")  # same name twice, nothing on the page tells them apart
+    d = decide_evidence(build_evidence("Kontor Nord GmbH\nRechnung 123"), [], [a, b])
+    assert d.supplier is None and d.method == "needs_review" and len(d.candidates) == 2
+
+
+def _fx(**kw):
+    from idp_assets.models import ExtractedFields, FieldValue
+
+    return ExtractedFields(document_id="d", fields={k: FieldValue(value=v, confidence=0.97, source="einvoice_xml")
+                                                    for k, v in kw.items()})
+
+
+def test_only_the_sellers_evidence_counts(master):
+    master.import_csv(
+        "supplier_id,name,vat_id,postal_code,city,country\n"
+        "B1,Boutique Lumière,FR19787878784,69001,Lyon,FR\n"
+        "I1,Versicherungsverein Nordstern a.G.,,20095,Hamburg,DE\n"
+        "M1,Maklerbüro Weber GmbH,,50667,Köln,DE\n")
+    # a buyer's VAT ID printed on the page ('N° TVA client') is not the seller's
+    text = ("Moulin du Sud SARL - 12 chemin des oliviers - 84340 Malaucène\nTVA : FR11999999998\nFacture F-1\n"
+            "Adresse de livraison\nBoutique Lumière\n35 rue de la République\n69001 Lyon\nN° TVA client FR19787878784")
+    m = match_supplier("d1", None, text, master)
+    assert m.supplier_id is None and m.method == "new"
+    assert m.proposed["vat_id"] == "FR11999999998" and m.proposed["name"] is None
+    # the XML names the buyer: its master row is never the seller, even when its ID is printed
+    m = match_supplier("d2", _fx(supplier_name="Moulin du Sud SARL", vat_id="FR11999999998",
+                                 buyer_name="Boutique Lumière"),
+                       "Moulin du Sud SARL\nClient: Boutique Lumière FR19787878784", master)
+    assert m.supplier_id is None and m.buyer.name == "Boutique Lumière" and m.proposed["vat_id"] == "FR11999999998"
+    # an insurance intermediary named on the page is not the issuer
+    text = ("Versicherungsverein Nordstern a.G.\nAm Hafen 1\n20095 Hamburg\nRechnung des Versicherers\n"
+            "Ihr Vermittler:\nMaklerbüro Weber GmbH\nRing 5\n50667 Köln")
+    assert match_supplier("d3", None, text, master).supplier_id == "I1"
+    # e-invoice: the proposed VAT ID is the XML's, never digits of the IBAN
+    m = match_supplier("d4", _fx(supplier_name="Fremdfirma GmbH", vat_id="DE777777777"),
+                       "Fremdfirma GmbH\nIBAN DE67100483927221888272", master)
+    assert m.method == "new" and m.proposed["vat_id"] == "DE777777777"
+    assert m.proposed["iban"] == "DE67100483927221888272"  # the seller's bank block
+
+
+# ------------------------------------------------------------------------------------------------ review loop
+
+
+def test_review_loop_confirm_reject_create_and_reimport(master):
+    from idp_assets.models import PartyEvidence
+
+    csv_text = ("supplier_id,name,vat_id,street,postal_code,city,country\n"
+                "S1,Hanseatische Kaffeerösterei Petersen GmbH,,Speicherstadt 4,20457,Hamburg,DE\n"
+                "S2,Bremer Teehandel GmbH,,Schlachte 2,28195,Bremen,DE\n")
+    master.import_csv(csv_text)
+    first = "KAFFEE PETERSEN\nLieferschein / Rechnung 77\nUSt-IdNr. DE811569869"
+    m = match_supplier("docA", None, first, master)
+    assert m.supplier_id is None  # the trading name is not in the master
+    v0 = master.version()
+    d = master.confirm("docA", "S1", m.seller.model_copy(update={"name": "KAFFEE PETERSEN"}), by="alice")
+    assert d.decided_by == "alice" and d.decided_at and master.version() != v0  # matches of the master go stale
+    assert match_supplier("docA", None, first, master).method == "decision"
+    # the supplier's next document matches through the learned alias and identifier
+    nxt = match_supplier("docB", None, "KAFFEE PETERSEN\nRechnung 78\nUSt-IdNr. DE811569869", master)
+    assert nxt.supplier_id == "S1"
+    # decisions survive a re-import of the master
+    master.import_csv(csv_text)
+    assert match_supplier("docC", None, "KAFFEE PETERSEN\nRechnung 79", master).supplier_id == "S1"
+    # reject: the match is not proposed again for that document
+    master.reject("docB", "S1", by="bob")
+    assert match_supplier("docB", None, "KAFFEE PETERSEN\nRechnung 78\nUSt-IdNr. DE811569869", master).supplier_id != "S1"
+    # create-from: a new supplier from the seller's evidence; its next document matches it
+    ev = PartyEvidence(name="Ostfriesische Gewürzmühle Janssen GmbH", vat_ids=["DE129273398"], postal_code="26603",
+                       city="Aurich")
+    created = master.create_from("docD", ev, by="carol")
+    again = match_supplier("docE", None, "Ostfriesische Gewürzmühle Janssen GmbH\n26603 Aurich\nDE129273398", master)
+    assert again.supplier_id == created.supplier_id
+    assert {(x.document_id, x.decision, x.decided_by) for x in master.decisions()} == {
+        ("docA", "confirm", "alice"), ("docB", "reject", "bob"), ("docD", "create", "carol")}
+    with pytest.raises(ValueError):
+        master.confirm("docF", "NOPE")
+
+
+# ------------------------------------------------------------------------------------------------ hard master
+
+
+@pytest.fixture(scope="session")
+def hard(corpus):
+    """The >= 100,000-row development master and the development documents, built once per session."""
+    from idp_assets.bench.suppliers import dev_documents, hard_master
+
+    docs = dev_documents(Path(corpus))
+    rows, expected, stats = hard_master(Path(corpus), size=100_000, docs=docs)
+    return docs, rows, expected, stats, to_csv(rows)
+
+
+def test_hard_master_shape(hard):
+    from idp_assets.logic.supplier_identifiers import classify
+
+    docs, rows, expected, stats, _ = hard
+    assert len(rows) >= 100_000 and len({r["supplier_id"] for r in rows}) == len(rows)
+    assert stats["variants"] >= 5 * stats["real"]
+    schemes = {(classify(r.get("vat_id") or r.get("tax_number"), r.get("country")) or classify("x")).scheme
+               for r in rows[-20_000:] if r.get("vat_id") or r.get("tax_number")}
+    assert {"eu.vat", "ch.uid", "gb.vat", "in.gstin", "us.ein", "my.gst", "my.sst"} <= schemes
+    assert sum(e is None for e in expected.values()) >= 8 and sum(e is not None for e in expected.values()) >= 70
+
+
+def test_hard_master_acceptance(master, hard):
+    """Every row imported or reported; top-1 >= 0.98 on documents whose supplier is in the master, 'new'
+    >= 0.95 on the others, 0 wrong matches, needs_review <= 5 % (same suite on SQLite and PostgreSQL)."""
+    from idp_assets.bench.suppliers import evaluate_docs
+
+    docs, rows, expected, stats, csv_text = hard
+    rep = master.import_csv(csv_text)
+    assert rep.inserted + rep.updated + len(rep.rejected) == len(rows) and not rep.rejected
+    res = evaluate_docs(master, docs, expected)
+    summary = {k: v for k, v in res.items() if k not in ("rows", "misses", "wrong")}
+    assert res["wrong_matches"] == 0, (summary, res["wrong"])
+    assert res["top1"] >= 0.98, (summary, res["misses"])
+    assert res["new_rate"] >= 0.95, summary
+    assert res["needs_review_share"] <= 0.05, summary
+
+
+def test_confidence_is_a_measured_precision():
+    from idp_assets.logic.supplier_calibration import fit, match_confidence
+
+    table = fit([("vat_id", 0.99, True)] * 8 + [("name", 0.85, True), ("name", 0.85, False)])
+    assert match_confidence("vat_id", 0.99, table=table) == round(9 / 10, 4)
+    assert match_confidence("name", 0.85, table=table) == 0.5  # one right, one wrong
+    assert match_confidence("iban", 0.5, table=table) == 0.5  # nothing measured: no certainty
+    assert match_confidence("decision", 1.0) is None
+
+
+def test_trigram_search_finds_ocr_variants(master):
+    master.import_csv("supplier_id,name\nS1,Hanseatische Kaffeerösterei GmbH\nS2,Bremer Teehandel GmbH\n"
+                      "S3,Kaffeehaus Nord KG\n")
+    b = master.backend()
+    assert [s.supplier_id for s in b.name_candidates(["kaffeer0sterei"], 5)][:1] == ["S1"]
+    master.import_csv("supplier_id,name,aliases\nS2,Bremer Teehandel GmbH,Teekontor Schlachte\n")  # small write
+    assert "S2" in [s.supplier_id for s in b.name_candidates(["teekontr"], 5)]

@@ -1,25 +1,28 @@
 """Pure supplier-matching logic: normalisation, identifiers, evidence scoring, decision.
 
-Evidence, strongest first:
+Evidence (the seller's only - `idp_assets.logic.supplier_parties` removes buyer / delivery /
+intermediary blocks before this module sees the text), strongest first:
 
-1. exact identifiers printed on the document or given by the e-invoice XML: VAT ID
-   (spacing variants such as ``DE 123 456 789`` normalised), IBAN (mod-97 checked),
-   tax number (German Steuernummer ``201/113/40209``, GSTIN, SIREN…), GLN (GS1 check digit).
-   An identifier hit is only accepted when the document does not contradict it
-   (name similarity or postcode+city/street agreement), because buyers' identifiers
-   and shared sample IDs appear on documents too.
-2. name + address similarity: names normalised (case, punctuation, OCR digit/letter
-   confusions inside words) with legal forms stripped (GmbH, AG, KG, e.K., Sdn Bhd, Ltd, Inc,
-   SARL, BV…).  Every candidate is searched for in the text (token-aligned), and the printed
-   name segment (up to the legal form) must be *explained* by the candidate, so that
-   ``MR. D.I.Y. (KUCHAI) SDN BHD`` is not taken for ``MR. D.I.Y. SDN BHD``.  Postcode, city and
-   street found in the text add evidence.
+1. identifiers printed on the document or declared by the e-invoice XML: VAT ID (spacing variants
+   such as ``DE 123 456 789`` normalised; never a slice of an IBAN-shaped run), IBAN (mod-97 and the
+   country's length), tax / company numbers (German Steuernummer, GSTIN, SIREN, labelled GST / company
+   registration numbers), GLN (GS1 check digit).  An identifier hit is only accepted when the printed
+   or declared name corroborates it: identifiers are shared (sample IDs, group registrations) and a
+   buyer's identifier is printed on the page too.
+2. name + address: names normalised (case, punctuation, OCR digit/letter confusions inside words,
+   ``S/B`` = ``Sdn. Bhd.``) with legal forms stripped for similarity but compared separately
+   (`legal_form`, `form_agreement`: another legal form is another entity).  Every candidate is searched
+   for in the text (token-aligned); a word printed only approximately costs a little (the exact name
+   beats its one-letter near-miss), a word not printed or a printed word the candidate lacks costs much
+   (``MR. D.I.Y. (KUCHAI)`` is not ``MR. D.I.Y.``).  Postcode, city and street found in the text add
+   evidence; a printed address that is none of the candidate's counts against it.
 3. optional: an LLM adjudicates close calls (`adjudicate`), off by default.
 
-A name match needs ``score >= accept`` *and* a margin over the runner-up; everything else is
-reported as ``new`` with the candidates (precision first: a wrong match books an invoice to the
-wrong vendor).  `Thresholds` holds the calibrated defaults (see `idp_assets/bench_suppliers.py
-calibrate` and the README section "Supplier recognition").
+A match needs ``score >= accept`` *and* a margin over the runner-up; a good candidate without that
+lead is ``needs_review`` (with the candidates: a doubtful case is never a silent pick), and nothing
+above ``accept`` is ``new`` (precision first: a wrong match books an invoice to the wrong vendor).
+`Thresholds` holds the defaults (see `idp bench suppliers hard` and the README section
+"Supplier recognition").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 # ------------------------------------------------------------------------------------------------ names
 
@@ -51,6 +55,7 @@ def fold(text: str) -> str:
     """Case and compatibility forms folded; '&' spelled out; dots/apostrophes inside abbreviations joined."""
     s = unicodedata.normalize("NFKC", text or "").casefold()  # 'ß' -> 'ss'; umlauts are kept
     s = re.sub(r"(?<=[a-z])[!|](?=[a-z])", "", s)  # OCR: 'RES!AURANT' (a lost letter read as punctuation)
+    s = re.sub(r"(?<![\w/])s\s*/\s*b(?![\w/])", " sdn bhd ", s)  # Malaysian 'S/B' = Sdn. Bhd.
     s = s.replace("&", " and ")
     s = re.sub(r"(?<=\w)[.'\u2019](?=\w)", "", s)  # D.I.Y. -> DIY, Nando's -> Nandos
     s = re.sub(r"[.'\u2019]", " ", s)
@@ -80,6 +85,40 @@ def name_tokens(name: str, *, drop_numbers: bool = False) -> list[str]:
 def normalize_name(name: str) -> str:
     """Normalised name with legal forms stripped: 'MR. D.I.Y. (JOHOR) SDN BHD' -> 'mr diy johor'."""
     return " ".join(name_tokens(name))
+
+
+# legal-form families: spellings of one form share a key (source: the ISO 20275 Entity Legal Forms code
+# list's abbreviations for DE, AT, CH, GB, US, FR, NL, BE, IN, SG, AU and the Malaysian Companies Act 2016 /
+# LLP Act 2012 forms); a name printed with one form and a master row with another are different entities
+_FORM_FAMILY = {
+    "gmbh": "gmbh", "mbh": "gmbh", "ag": "ag", "kg": "kg", "ohg": "ohg", "gbr": "gbr", "ug": "ug", "ek": "ek",
+    "ev": "ev", "eg": "eg", "kgaa": "kgaa", "se": "se", "ltd": "ltd", "limited": "ltd", "inc": "inc",
+    "incorporated": "inc", "llc": "llc", "llp": "llp", "plc": "plc", "corp": "corp", "corporation": "corp",
+    "pvt": "pvt", "pte": "pte", "pty": "pty", "sdn": "sdnbhd", "sb": "sdnbhd", "bhd": "bhd", "berhad": "bhd",
+    "plt": "plt", "lp": "lp", "sarl": "sarl", "sas": "sas", "sasu": "sasu", "sa": "sa", "eurl": "eurl",
+    "sci": "sci", "bv": "bv", "nv": "nv", "vof": "vof", "cv": "cv", "srl": "srl", "spa": "spa", "sl": "sl",
+    "oy": "oy", "ab": "ab", "as": "as", "aps": "aps",
+}
+
+
+def legal_form_of(tokens: list[str]) -> str | None:
+    """Canonical legal form of folded name tokens ('sdn', 'bhd' -> 'sdnbhd'; 'gmbh', 'co', 'kg' -> 'gmbh+kg'),
+    None when the tokens carry none."""
+    fams: list[str] = []
+    for t in tokens:
+        f = _FORM_FAMILY.get(t)
+        if f and f not in fams:
+            fams.append(f)
+    if "sdnbhd" in fams and "bhd" in fams:
+        fams.remove("bhd")
+    if "pvt" in fams or "pte" in fams or "pty" in fams:
+        fams = [f for f in fams if f != "ltd"]
+    return "+".join(fams) or None
+
+
+def legal_form(name: str) -> str | None:
+    s = _SDN_BHD_OCR.sub(" sdn bhd ", fold(name))
+    return legal_form_of([_fold_token(t) for t in _NON_WORD.sub(" ", s).replace("_", " ").split()])
 
 
 def normalize_id(value: str | None) -> str:
@@ -112,6 +151,11 @@ _LABELLED_NUMBER_RE = re.compile(
 )
 
 
+# company registration numbers ('CO.REG : 933109-X', 'Company No. 12345678'; Malaysian SSM numbers end in a letter)
+_COMPANY_NO_RE = re.compile(r"(?i)(?:co\.?\s*reg(?:istration)?\.?(?:\s*no)?|company\s*(?:reg(?:istration)?\.?\s*)?no)\.?"
+                            r"\s*[:.]?\s*(\d{3,12}-?[A-Z]?)(?![\w])")
+
+
 def vat_valid(vat: str) -> bool:
     s = normalize_id(vat)
     cc = "CHE" if s.startswith("CHE") else s[:2]
@@ -124,7 +168,15 @@ def iban_valid(iban: str) -> bool:
     if len(s) < 15 or len(s) > 34 or not s[:2].isalpha() or not s[2:4].isdigit():
         return False
     num = "".join(str(int(c, 36)) for c in s[4:] + s[:4])
-    return int(num) % 97 == 1
+    if int(num) % 97 != 1:
+        return False
+    from stdnum import iban as _iban  # the country's IBAN length and BBAN format ('DE123456789HRB1234' is none)
+
+    return _iban.is_valid(s) or s[:2] not in _IBAN_COUNTRIES
+
+_IBAN_COUNTRIES = {"AD", "AE", "AT", "BA", "BE", "BG", "BH", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB",
+                   "GR", "HR", "HU", "IE", "IS", "IT", "LI", "LT", "LU", "LV", "MC", "MT", "NL", "NO", "PL", "PT", "RO",
+                   "SE", "SI", "SK", "SM"}
 
 
 def gln_valid(gln: str) -> bool:
@@ -141,7 +193,12 @@ def find_identifiers(text: str) -> dict[str, set[str]]:
     up = (text or "").upper()
     vats: set[str] = set()
     for m in _VAT_RE.finditer(up):
-        cc, body = m.group(1), normalize_id(m.group(2))
+        cc = m.group(1)
+        if cc not in _VAT_FORMATS:
+            continue
+        body = normalize_id(m.group(2))
+        if sum(c.isdigit() for c in body) < 2:
+            continue
         for end in range(len(body), 1, -1):  # 'DE123456789 HRB' -> the longest prefix that is a valid VAT ID
             if vat_valid(cc + body[:end]):
                 vats.add(cc + body[:end])
@@ -155,8 +212,13 @@ def find_identifiers(text: str) -> dict[str, set[str]]:
                 ibans.add(cand)
                 break
     vats = {v for v in vats if not any(i.startswith(v) for i in ibans)}  # 'DE89 3704 0044…' is an IBAN
+    # an IBAN-shaped run that fails mod-97 (a misprint, a sample) is still not a VAT ID: 'DE67100483927221888272'
+    # does not contain 'DE671004839'
+    runs = [normalize_id(m.group(1)) for m in _IBAN_RE.finditer(up)]
+    vats = {v for v in vats if not any(r.startswith(v) and len(r) > len(v) and r[len(v)].isdigit() for r in runs)}
     taxes = {normalize_id(x) for x in _STNR_RE.findall(up)} | set(_GSTIN_RE.findall(up))
     taxes |= {normalize_id(x) for x in _LABELLED_NUMBER_RE.findall(text or "")}
+    taxes |= {normalize_id(x) for x in _COMPANY_NO_RE.findall(text or "")}
     glns = {x for x in _DIGITS13_RE.findall(re.sub(r"(?<=\d) (?=\d)", "", up)) if gln_valid(x)}
     taxes |= glns  # a 13-digit ELSTER tax number can pass the GLN check digit too: look it up as both
     return {"vat_id": vats, "iban": ibans, "tax_number": taxes, "gln": glns}
@@ -208,6 +270,9 @@ class DocEvidence:
     lines: list[list[str]] = field(default_factory=list)  # normalised tokens per text line (legal forms kept)
     flat: str = ""  # normalised text, tokens joined by single spaces, lines by ' | '
     postcodes: set[str] = field(default_factory=set)
+    other_party_names: list[str] = field(default_factory=list)  # buyer / delivery / intermediary names: never the seller
+    address_postcodes: set[str] = field(default_factory=set)  # postal codes followed by a place name
+    document_id: str | None = None
 
     @property
     def all_ids(self) -> dict[str, set[str]]:
@@ -217,13 +282,17 @@ class DocEvidence:
         return out
 
 
+_ADDRESS_PC_RE = re.compile(r"(?<![\w.,/:-])(?:[A-Z]{1,2}[- ])?(\d{4,5})\s+(?=[^\W\d_]{2,})")
+
+
 def _line_tokens(line: str) -> list[str]:
     s = fold(line)
     return [_fold_token(t) for t in _NON_WORD.sub(" ", s).replace("_", " ").split()]
 
 
 def build_evidence(text: str, supplier_name: str | None = None, *, name_from_xml: bool = False,
-                   field_ids: dict[str, set[str]] | None = None, max_lines: int = 400) -> DocEvidence:
+                   field_ids: dict[str, set[str]] | None = None, max_lines: int = 400,
+                   other_party_names: list[str] | None = None) -> DocEvidence:
     raw = []
     for ln in (text or "").splitlines()[:max_lines]:
         raw.append(ln)
@@ -236,9 +305,11 @@ def build_evidence(text: str, supplier_name: str | None = None, *, name_from_xml
     flat = " | ".join(" ".join(t) for t in lines)
     pcs = {normalize_postcode(m) for m in re.findall(r"(?<![\w])(\d{4,6}(?: ?[A-Z]{2})?)(?![\w])", (text or "").upper())}
     pcs |= {p[:4] for p in pcs if len(p) == 6 and p[4:].isalpha()}
+    addr_pcs = {m for m in _ADDRESS_PC_RE.findall(text or "")}
     return DocEvidence(text=text or "", supplier_name=supplier_name, name_from_xml=name_from_xml,
                        ids=find_identifiers(text), ids_from_fields={k: set(v) for k, v in (field_ids or {}).items() if v},
-                       lines=lines, flat=flat, postcodes=pcs)
+                       lines=lines, flat=flat, postcodes=pcs, other_party_names=list(other_party_names or []),
+                       address_postcodes=addr_pcs)
 
 
 def query_strings(ev: DocEvidence, limit: int = 20) -> list[str]:
@@ -310,7 +381,7 @@ class TokenWeights:
 
     def rare_tokens(self, tokens, max_df: int = 200, limit: int = 40) -> list[str]:
         """Tokens of the document that occur in the master, but in at most `max_df` names, rarest first."""
-        seen = {t for t in tokens if len(t) >= 3 and not t.isdigit() and 0 < self.df.get(t, 0) <= max_df}
+        seen = {t for t in tokens if len(t) >= 2 and t != "and" and not t.isdigit() and 0 < self.df.get(t, 0) <= max_df}
         return sorted(seen, key=lambda t: (self.df[t], t))[:limit]
 
     def distinctive(self, query: str, max_df: int = 200) -> str:
@@ -362,15 +433,55 @@ def _coverage(n_toks: list[str], toks: list[str], weights) -> float:
 
 
 def name_in_text(name: str, ev: DocEvidence, weights=None) -> tuple[float, str]:
+    best, where, _ = name_occurrence(name, ev, weights)
+    return best, where
+
+
+def _exactness(n_toks: list[str], printed: list[str], weights=None) -> float:
+    """Factor for how exactly the name's words are printed: a word printed only approximately costs a
+    little (an OCR slip, or a one-letter near-miss company: the exact one must win), a word not printed
+    at all costs much ('GOLDEN (KL) ARCHES' is not 'GOLDEN ARCHES', a branch or another company)."""
+    ws = [(weights(t) if weights else 1.0) for t in n_toks]
+    tot = sum(ws) or 1.0
+    fuzzy = missing = 0.0
+    pset = set(printed)
+    for t, w in zip(n_toks, ws):
+        if t in pset:
+            continue
+        # an OCR slip: one edit (two in a long word); more is another word ('KEDEA' is not 'KEDAI')
+        best = min((Levenshtein.distance(t, u) for u in printed), default=99)
+        if best <= (2 if len(t) >= 9 else 1):
+            fuzzy += w
+        else:
+            missing += w
+    f = 1.0 - 0.1 * fuzzy / tot
+    if missing:
+        f *= 0.8 * (1.0 - 0.5 * missing / tot)
+    return f
+
+
+def _explained(seg: list[str], n_toks: list[str], weights=None) -> float:
+    """Factor for printed name words the candidate does not have ('GOLDEN ARCHES RESTAURANTS' printed,
+    'ARCHES RESTAURANTS' in the master): half the IDF-weighted share of unexplained words is lost."""
+    words = [t for t in seg if t not in LEGAL_FORMS and not t.isdigit() and len(t) > 1]
+    if not words:
+        return 1.0
+    ws = [(weights(t) if weights else 1.0) for t in words]
+    un = sum(w for t, w in zip(words, ws) if max((fuzz.ratio(t, u) for u in n_toks), default=0) < 75)
+    return 1.0 - 0.5 * un / (sum(ws) or 1.0)
+
+
+def name_occurrence(name: str, ev: DocEvidence, weights=None) -> tuple[float, str, str | None]:
     """How well a master name is printed in the document, best over its occurrences of
     0.15 * token-aligned span similarity + 0.45 * similarity to the printed name (the line up to its
     legal form) + 0.2 * IDF-weighted share of the name found + 0.2 * IDF-weighted share of the
     printed name explained by the candidate (so 'WAN SHENG' does not explain 'RESTORAN WAN SHENG')."""
     n_toks = name_tokens(name)
     if not n_toks:
-        return 0.0, ""
+        return 0.0, "", None
     n = " ".join(n_toks)
     best, where = 0.0, ""
+    form = None
     k = len(n_toks)
     heads = n_toks[:3]
     for toks in ev.lines:
@@ -394,15 +505,23 @@ def name_in_text(name: str, ev: DocEvidence, weights=None) -> tuple[float, str]:
                 start = i
                 while start > 0 and i - start < 3 and (len(toks) <= k + 3 or weights is None or toks[start - 1] in weights.df):
                     start -= 1
+                if 0 < start <= 3 and end < len(toks) and toks[end] in LEGAL_FORMS and all(t.isalpha() for t in toks[:start]):
+                    start = 0  # 'KAIAM AIK CHAN SDN BHD': the name runs from the line start to its legal form
                 seg = [t for t in toks[start:end] if (not t.isdigit() and len(t) > 1) or t in n_toks] or window
                 seg_s = _ratio(" ".join(seg), n)
                 s = (0.15 * span + 0.45 * seg_s + 0.2 * _coverage(n_toks, window + seg, weights)
                      + 0.2 * _coverage(seg, n_toks, weights))
+                s *= _exactness(n_toks, window + seg, weights) * _explained(seg, n_toks, weights)
                 if s > best:
                     best, where = s, " ".join(toks)
+                    # the legal form printed right after the name ('99 SPEED MART S/B')
+                    after = [t for t in toks[i:min(len(toks), max(end, i + w) + 3)] if t in LEGAL_FORMS and t not in n_toks]
+                    if toks[i:i + 2] == ["sdn", "bhd"]:
+                        after = []
+                    form = legal_form_of(after)
     if len(n) <= 4:  # very short names ('OYO'): never certain on their own
         best = min(best, 0.9) if best >= 0.99 else best * 0.8
-    return best, where
+    return best, where, form
 
 
 def name_similarity(a: str, b: str, weights=None) -> float:
@@ -455,24 +574,51 @@ class Scored:
     id_hits: list[str] = field(default_factory=list)
 
 
+def form_agreement(doc_form: str | None, master_form: str | None) -> float:
+    """Factor for legal-form agreement: 1 when either side prints none or both agree, 0.95 when one
+    form contains the other ('GmbH' / 'GmbH & Co. KG' may be an OCR loss), 0.85 when they differ
+    ('99 SPEED MART PLT' is not '99 SPEED MART S/B': 0.75)."""
+    if not doc_form or not master_form or doc_form == master_form:
+        return 1.0
+    a, b = set(doc_form.split("+")), set(master_form.split("+"))
+    return 0.95 if a <= b or b <= a else 0.75
+
+
 def score_candidate(s: Supplier, ev: DocEvidence, weights=None) -> Scored:
-    best_name, why = 0.0, ""
+    best_name, why, doc_form, which = 0.0, "", None, s.name
     for n in s.names():
-        t, where = name_in_text(n, ev, weights)
+        t, where, form = name_occurrence(n, ev, weights)
         if t > best_name:
-            best_name, why = t, f"name '{n}' printed as '{where}' ({t:.2f})"
+            best_name, why, doc_form, which = t, f"name '{n}' printed as '{where}' ({t:.2f})", form, n
         if ev.supplier_name:
-            f = name_similarity(ev.supplier_name, n, weights)
+            xt, nt = name_tokens(ev.supplier_name), name_tokens(n)
+            f = name_similarity(ev.supplier_name, n, weights) * _exactness(nt, xt, weights) * _explained(xt, nt, weights)
             if not ev.name_from_xml:
                 f *= 0.97  # a rule-extracted name is one reading of the text, not a declaration
             if f > best_name:
-                best_name, why = f, f"name '{n}' ~ extracted supplier '{ev.supplier_name}' ({f:.2f})"
+                best_name, why, doc_form, which = (f, f"name '{n}' ~ extracted supplier '{ev.supplier_name}' ({f:.2f})",
+                                                   legal_form(ev.supplier_name), n)
     addr, addr_ev = address_score(s, ev)
     has_addr = bool(s.postal_code or s.city or s.street)
     # address agreement lifts a good name; it never makes a match on its own (shared office buildings,
     # branches and near-miss names at the same address)
     score = best_name * (0.9 + 0.1 * addr) if has_addr else best_name * 0.95
     evidence = ([why] if why else []) + addr_ev
+    master_form = legal_form(which) or (legal_form(s.name) if which != s.name else None)
+    if s.postal_code and addr == 0.0 and ev.address_postcodes:
+        # the document prints an address and none of it is this supplier's: the namesake in another city
+        score *= 0.85
+        evidence.append(f"address disagrees (master {s.postal_code} {s.city or ''}) (x0.85)")
+    fa = form_agreement(doc_form, master_form)
+    if fa < 1.0:
+        score *= fa
+        evidence.append(f"legal form printed '{doc_form}' vs master '{master_form}' (x{fa:.2f})")
+    # a party the document names as buyer / delivery address / intermediary is not the seller
+    for other in ev.other_party_names:
+        if max(name_similarity(other, n, weights) for n in s.names()) >= 0.85:
+            score *= 0.5
+            evidence.append(f"'{other}' is named as another party (buyer/delivery/intermediary) on the document")
+            break
     return Scored(s, round(min(score, 1.0), 4), round(best_name, 4), round(addr, 4), evidence)
 
 
@@ -490,18 +636,21 @@ class MatchDecision:
 
 
 def _id_contradicted(sc: Scored, ev: DocEvidence, th: Thresholds, weights=None) -> bool:
-    """An identifier hit is refused when the document contradicts it: the e-invoice XML declares a
-    seller name that is not this supplier's (and the address does not agree either), or the master
-    knows the supplier's address, the document prints an address (a postcode) that does not clearly
-    agree with it, and the printed names do not agree either."""
-    if sc.address >= 0.7:
-        return False
-    if ev.name_from_xml and ev.supplier_name:
-        name = max(name_similarity(ev.supplier_name, n, weights) for n in sc.supplier.names())
-        return name < th.id_name_corroboration
-    has_addr = bool(sc.supplier.postal_code or sc.supplier.city or sc.supplier.street)
-    # the document prints an address (a postcode) that is not clearly this supplier's (sc.address < 0.7)
-    return has_addr and bool(ev.postcodes) and sc.name < th.id_name_corroboration
+    """An identifier hit is refused when the document does not corroborate it by name: identifiers are
+    shared (sample IDs, group VAT registrations, a buyer's ID printed on the page), and a master row with
+    the right identifier but another name - even at the same address - is another entity until a person
+    says otherwise (`idp suppliers confirm`).  A candidate the document names as another party is refused."""
+    if any("named as another party" in e for e in sc.evidence):
+        return True  # the buyer's identifier printed on the page is not the seller's
+    if sc.address >= 0.7:  # the supplier's own address is printed: a misread name still corroborates
+        return sc.name < th.id_name_corroboration - 0.1
+    return sc.name < th.id_name_corroboration
+
+
+def _near_miss(a: str, b: str) -> bool:
+    """Two master names one or two edits apart ('KHIAM AIK CHAN' / 'KIAM AIK CHAN')."""
+    x, y = normalize_name(a), normalize_name(b)
+    return x != y and Levenshtein.distance(x, y) <= 2
 
 
 def decide_evidence(ev: DocEvidence, id_hits: list[tuple[Supplier, str, str]], name_candidates: list[Supplier],
@@ -534,16 +683,20 @@ def decide_evidence(ev: DocEvidence, id_hits: list[tuple[Supplier, str, str]], n
             kinds = [h.split(" ", 1)[0] for h in w.id_hits]
             from_xml = any(h.split(" ", 1)[1] in xml_ids for h in w.id_hits)
             method = kinds[0]
-            sc = 0.99 if from_xml or w.name >= th.accept else max(0.9, w.score)
+            # identifier agreement on top of the name/address score: declared (XML) counts more than printed
+            sc = 1.0 - (1.0 - w.score) * (0.1 if from_xml else 0.2)
             ev_ = [f"{h} {'in e-invoice XML' if h.split(' ', 1)[1] in xml_ids else 'printed on document'}" for h in w.id_hits]
             if len(id_sc) > 1:
                 ev_.append(f"identifier shared by {len(id_sc)} suppliers; resolved by name/address")
             return MatchDecision(w.supplier, round(sc, 4), method, ev_ + w.evidence, top3)
         conflict = [f"{h} belongs to {x.supplier.supplier_id} '{x.supplier.name}' but name/address disagree "
                     f"(name {x.name:.2f}, address {x.address:.2f})" for x in id_sc for h in x.id_hits]
-        # an identifier that points elsewhere vetoes a pure name match to another supplier
+        if len(ok) > 1:  # several corroborated suppliers share the identifier and none leads: a person decides
+            return MatchDecision(None, round(ok[0].score, 4), "needs_review", conflict, top3, needs_review=True)
+        # an identifier that points elsewhere vetoes a pure name match to another supplier; the document's
+        # seller is proposed as new (its identifier conflict is in the evidence)
         return MatchDecision(None, round(ranked[0].score if ranked else 0.0, 4), "new", conflict, top3,
-                             needs_review=True)
+                             needs_review=False)
 
     # 2. name + address
     if not ranked:
@@ -552,6 +705,8 @@ def decide_evidence(ev: DocEvidence, id_hits: list[tuple[Supplier, str, str]], n
     runner = ranked[1].score if len(ranked) > 1 else 0.0
     # the lead needed shrinks when the runner-up is itself close to perfect and the best is better still
     needed = min(th.margin, 0.5 * (1.0 - runner)) if best.score >= 0.99 else th.margin
+    if len(ranked) > 1 and best.name < 0.99 and _near_miss(best.supplier.name, ranked[1].supplier.name):
+        needed = 2 * th.margin  # the page does not print either exactly and the two differ by a letter or two
     if best.score >= th.accept and best.score - runner >= needed:
         ev_ = best.evidence + [f"runner-up {runner:.2f}"]
         return MatchDecision(best.supplier, best.score, "name", ev_, top3)
@@ -561,10 +716,12 @@ def decide_evidence(ev: DocEvidence, id_hits: list[tuple[Supplier, str, str]], n
         if sid and sid in scored:
             w = scored[sid]
             return MatchDecision(w.supplier, w.score, "llm", w.evidence + ["LLM adjudicated a close call"], top3)
-    why = (f"best candidate {best.supplier.supplier_id} scored {best.score:.2f} "
-           f"(accept >= {th.accept:.2f}, margin {best.score - runner:.2f} < {th.margin:.2f})"
-           if best.score >= th.accept else f"best candidate scored {best.score:.2f} < {th.accept:.2f}")
-    return MatchDecision(None, best.score, "new", [why], top3, needs_review=close)
+    if best.score >= th.accept:  # good enough, but not clearly better than the runner-up: a person decides
+        why = (f"best candidate {best.supplier.supplier_id} scored {best.score:.2f} (accept >= {th.accept:.2f}), "
+               f"runner-up {ranked[1].supplier.supplier_id} {runner:.2f}: margin {best.score - runner:.2f} < {needed:.2f}")
+        return MatchDecision(None, best.score, "needs_review", [why], top3, needs_review=True)
+    why = f"best candidate scored {best.score:.2f} < {th.accept:.2f}"
+    return MatchDecision(None, best.score, "new", [why], top3, needs_review=False)
 
 
 def decide(supplier_name: str | None, text: str, by_identifier: list[tuple[Supplier, str]], name_candidates: list[Supplier],
