@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -166,8 +167,12 @@ def test_confidence_is_not_constant_and_tracks_ocr_quality():
 
     hi = extract_fields([GERMAN], [words(0.98)], page_confidences=[0.98], today=TODAY)
     lo = extract_fields([GERMAN], [words(0.40)], page_confidences=[0.40], today=TODAY)
+    # fitted confidences (data/field_confidence.json): worse OCR never raises a confidence (the fit keeps
+    # the signs), and lowers it where the development data shows an effect (amounts, names)
     for name in ("invoice_number", "date", "total", "supplier_name"):
-        assert 0.0 <= lo.fields[name].confidence < hi.fields[name].confidence <= 1.0, name
+        assert 0.0 <= lo.fields[name].confidence <= hi.fields[name].confidence <= 1.0, name
+    for name in ("total", "supplier_name"):
+        assert lo.fields[name].confidence < hi.fields[name].confidence, name
     confs = {fv.confidence for fv in hi.fields.values()}
     assert len(confs) > 3  # differs between fields
     # agreement raises confidence: the same total printed twice
@@ -260,7 +265,10 @@ def test_einvoices_xml_fields_and_cross_check(corpus):
     # the insurance sample prints only the policy number, not the XML document ID
     ins = results["einvoice-zugferd-1p0-comfort-haftpflichtversicherung-versicherungssteuer"]
     assert {f["rule"]: f["ok"] for f in ins.validation}["einvoice_invoice_number_in_text"] is False
-    assert ins.fields["invoice_number"].confidence < results["einvoice-zugferd-invoice"].fields["invoice_number"].confidence
+    # every XML value of the development corpus is right (the XML is the truth), so the fitted XML
+    # confidence cannot separate printed from unprinted values: it is capped below 1 (Jeffreys) and
+    # the mismatch stays a finding
+    assert ins.fields["invoice_number"].confidence <= results["einvoice-zugferd-invoice"].fields["invoice_number"].confidence < 1.0
 
 
 def test_einvoices_rules_only_on_text_layer(corpus):
@@ -284,9 +292,12 @@ def test_invoices_pdf_text_layer_accuracy(corpus):
     # (misses: template issuer names and a supplier printed only as an image; the scrambled
     # text layer of qualityhosting is read through the layout lines)
     assert acc["date"] >= 0.85 and acc["total"] >= 0.85 and acc["currency"] >= 0.85, acc
-    assert acc["invoice_number"] == 1.0, acc
-    assert acc["supplier_name"] >= 0.5, acc
-    assert sum(acc.values()) / len(acc) >= 0.9, acc
+    # the labels quoting single corpus documents ('Booking ID', 'Titulaire du compte') are gone
+    # (tests/test_fields.py::test_no_corpus_strings_in_product_code): oyo's number and netpresse's
+    # supplier are no longer read
+    assert acc["invoice_number"] >= 6 / 7, acc
+    assert acc["supplier_name"] >= 3 / 7, acc
+    assert sum(acc.values()) / len(acc) >= 0.85, acc
 
 
 def test_layout_lines_only_fill_missing_fields():
@@ -340,12 +351,14 @@ def test_llm_answer_parsing_and_merge():
     rules = {"total": FieldValue(value="1234.50", confidence=0.8, source="rules:label"),
              "date": FieldValue(value="2022-10-25", confidence=0.7, source="rules:label")}
     merged, findings = merge_llm_fields(rules, got, text)
-    assert merged["total"].confidence > 0.8 and merged["total"].source == "rules:label"  # agreement
-    assert merged["date"].value == "2022-10-25" and merged["date"].confidence < 0.7  # rules stay first
-    assert [f["rule"] for f in findings] == ["llm_agrees:date"] and not findings[0]["ok"]
+    assert merged["total"].confidence == 0.8 and merged["total"].source == "rules:label"  # agreement: unchanged
+    assert not merged["total"].needs_review
+    assert merged["date"].value == "2022-10-25" and merged["date"].needs_review  # rules stay first, flagged
+    assert [f["rule"] for f in findings][0] == "llm_agrees:date" and not findings[0]["ok"]
     assert merged["iban"].source == "llm:idp-fields"
-    # grounded and valid beats not printed
-    assert merged["iban"].confidence > merged["buyer_name"].confidence > 0
+    # no data to fit an LLM confidence on: LLM-only values are unmeasured and need review
+    assert merged["iban"].confidence == 0.0 and merged["iban"].needs_review and merged["buyer_name"].needs_review
+    assert any(f["rule"] == "llm_agrees:buyer_name" and "not printed" in f["message"] for f in findings)
 
 
 def test_llm_router_task_alias_with_mock_response(tmp_path, monkeypatch):
@@ -357,7 +370,7 @@ def test_llm_router_task_alias_with_mock_response(tmp_path, monkeypatch):
     from resources.llm import LlmRouter
 
     answer = json.dumps({"supplier_name": "ACME GmbH", "invoice_number": "RE-9", "total": "119,00",
-                         "currency": "EUR", "vat_id": "DE123456789"})
+                         "currency": "EUR", "vat_id": "DE136695976"})
     router = _router(tmp_path, answer, monkeypatch)
     assert router.tasks() == ["idp-fields"]
     assert extract_with_llm(router.complete_json, "ACME GmbH Rechnung RE-9 Summe 119,00 EUR")["total"] == "119.00"
@@ -368,10 +381,10 @@ def test_llm_router_task_alias_with_mock_response(tmp_path, monkeypatch):
         LlmRouter().complete_json("idp-fields", [], FIELDS_SCHEMA)  # disabled by default
 
     ctx = SimpleNamespace(log=logging.getLogger("test"))
-    text = "ACME GmbH\nRechnung RE-9\nUSt-IdNr. DE123456789\nSumme 119,00 EUR"
+    text = "ACME GmbH\nRechnung RE-9\nUSt-IdNr. DE136695976\nSumme 119,00 EUR"
     fx = extract_fields([text], today=TODAY)
     fields, validation = _with_llm(ctx, router, text, dict(fx.fields), list(fx.validation), None)
-    assert fields["vat_id"].value == "DE123456789"
+    assert fields["vat_id"].value == "DE136695976"
     assert fields["invoice_number"].source.startswith("rules:")
     assert any(v["rule"] == "vat_id_format" and v["ok"] for v in validation)
     # a provider that answers garbage or fails: the rules' result stays, plus a finding
@@ -384,9 +397,131 @@ def test_labelled_date_with_one_ocr_digit_confusion_is_repaired():
     fx = extract_fields(["KEDAI ABC SDN BHD\nDate: 45/07/2017 12:07\nTOTAL 12.30"], today=TODAY)
     assert fx.fields["date"].value == "2017-07-15" and fx.fields["date"].source == "rules:label_ocr_repair"
     clean = extract_fields(["KEDAI ABC SDN BHD\nDate: 15/07/2017 12:07\nTOTAL 12.30"], today=TODAY)
-    assert fx.fields["date"].confidence < clean.fields["date"].confidence
+    assert fx.fields["date"].confidence <= clean.fields["date"].confidence  # fitted: no discount the data lacks
     assert extract_fields(["Doc No.: 12 Date: 30/64/2018"], today=TODAY).fields["date"].value == "2018-04-30"
     assert extract_fields(["Date: 48/07/2017"], today=TODAY).fields["date"].value == "2017-07-18"  # 8->0: no date
     # no single repair makes a valid date (day and month both broken; two readings): nothing invented
     assert "date" not in extract_fields(["Date: 99/99/2018"], today=TODAY).fields
     assert "date" not in extract_fields(["Date: 56/07/2017"], today=TODAY).fields  # 5->6 and 6->0 both fail
+
+
+# phrases that each occur on one corpus document only, once hard-coded as rules, and the ground
+# truth's own column names: product code must not quote them (labels live in the vocabulary,
+# idp_assets/logic/data/invoice_labels.json, from EN 16931 term names and common label lists)
+CORPUS_STRINGS = ("Rechnungsbeitrag", "Booking ID", "Guest Name", "Titulaire du compte", "BIZDATE",
+                  "Total for this invoice", "Not to be used for payment remittance", "price_subtotal",
+                  "unece_code", "Gesamtbeitrag", "Flugzeugallee", "Papierfeld")
+
+
+def _product_strings() -> list[tuple[str, str]]:
+    """(file, text) of every string literal in idp_assets/ and resources/ and every data file there
+    (comments do not count: they may cite where a behaviour was seen)."""
+    import io
+    import tokenize
+
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for pkg in ("idp_assets", "resources"):
+        for p in sorted((root / pkg).rglob("*")):
+            if p.suffix == ".py":
+                toks = tokenize.generate_tokens(io.StringIO(p.read_text(encoding="utf-8")).readline)
+                out += [(str(p.relative_to(root)), t.string) for t in toks if t.type == tokenize.STRING]
+            elif p.suffix in (".json", ".yaml", ".yml", ".csv", ".txt") and p.stat().st_size < 2_000_000:
+                out.append((str(p.relative_to(root)), p.read_text(encoding="utf-8", errors="replace")))
+    return out
+
+
+def test_no_corpus_strings_in_product_code():
+    found = [(f, s) for f, text in _product_strings() for s in CORPUS_STRINGS
+             if re.search(re.escape(s).replace(r"\ ", r"[\s_]*"), text, re.IGNORECASE)]
+    assert not found, found
+
+
+def test_label_vocabulary_terms_have_language_and_source():
+    from idp_assets.logic.field_rules.labels import label_patterns, line_column, payment_terms_days, vocabulary
+
+    voc = vocabulary()
+    langs = set()
+    for name, spec in voc["fields"].items():
+        assert spec["bt"].startswith(("BT-", "BG-")), name
+        for t in spec["terms"]:
+            assert t["term"] and t["source"] and t["lang"] in ("de", "en", "fr", "nl", "it", "es", "xx"), t
+            langs.add(t["lang"])
+    assert {"de", "en", "fr", "nl", "it", "es"} <= langs
+    rx = dict((w, r) for r, w in label_patterns("invoice_number"))
+    assert any(r.search("USt.-Id.-Nr.") is None and r.search("Rechnungs-Nr.: 1") for r in rx.values())
+    assert payment_terms_days("Zahlbar innerhalb von 14 Tagen ohne Abzug") == (14, "Zahlbar innerhalb von 14 Tagen")
+    assert payment_terms_days("Payable within 30 days.")[0] == 30 and payment_terms_days("binnen 8 dagen")[0] == 8
+    assert payment_terms_days("entro 60 giorni")[0] == 60 and payment_terms_days("Total 30") is None
+    assert line_column("Prix unitaire") == ("net_unit_price", "BT-146") and line_column("Menge")[1] == "BT-129"
+    assert line_column("Cantidad")[0] == "quantity" and line_column("xyz") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("Fattura n. 2024/117\nData fattura: 03/04/2024\nTotale documento 122,00 EUR", "invoice_number", "2024/117"),
+        ("Factura nº F-2201\nFecha de factura: 03/04/2024\nTotal factura 121,00 €", "date", "2024-04-03"),
+        ("Factuurnummer 88123\nFactuurdatum 03-04-2024\nTe betalen 121,00", "total", "121.00"),
+        ("Rechnung Nr. 5\nRechnungsdatum 01.03.2024\nZahlbar innerhalb von 14 Tagen", "due_date", "2024-03-15"),
+        ("Invoice No. 7\nInvoice Date: 2024-03-01\nPayment terms: net 30 days", "due_date", "2024-03-31"),
+        ("Lieferant GmbH\nMusterweg 1\nRechnung Nr. 9", "supplier_name", "Lieferant GmbH"),
+        ("Beschreibung Fälligkeit Teilzahlung\n04.04.2024\nRechnungsdatum 05.03.2024", "due_date", "2024-04-04"),
+    ],
+)
+def test_vocabulary_languages_and_payment_terms(text, field, value):
+    fx = extract_fields([text], today=TODAY)
+    assert fx.fields[field].value == value, fx.fields
+
+
+def test_confidence_model_fit_and_reliability():
+    from idp_assets.logic.field_rules.confidence import FEATURES, fit_logistic, predict, reliability
+
+    # one informative feature (score_logit), one that must stay <= 0 (check_fail) although the data says +
+    xs, ys = [], []
+    for i in range(200):
+        s = (i % 20) / 4 - 2.5
+        x = [0.0] * len(FEATURES)
+        x[0] = s
+        x[FEATURES.index("check_fail")] = float(i % 7 == 0)
+        xs.append(x)
+        ys.append(int(s + (0.8 if i % 3 else -0.8) > 0 or i % 7 == 0))
+    p = fit_logistic(xs, ys, l2=1.0)
+    assert p["coef"][0] > 0 and p["coef"][FEATURES.index("check_fail")] <= 0
+    probs = [predict(p, x) for x in xs]
+    r = reliability(probs, ys)
+    assert r["n"] == 200 and 0 <= r["ece"] < 0.2 and r["table"] and sum(b["n"] for b in r["table"]) == 200
+    assert reliability([0.95, 0.95, 0.5], [1, 0, 1])["precision_at_0.9"] == 0.5
+    allright = fit_logistic([[0.0] * len(FEATURES)] * 9, [1] * 9)
+    assert allright["ceiling"] == 0.95 and predict(allright, [0.0] * len(FEATURES)) <= 0.95
+
+
+def test_fitted_model_file_drives_confidence_and_review():
+    from idp_assets import versions
+    from idp_assets.logic.field_rules.confidence import FEATURES, calibrated, load_model
+
+    model = load_model()
+    assert model is not None and model["features"] == list(FEATURES), "run: idp bench fields-calibrate"
+    rep = model["report"]
+    # the figures the committed parameters were fitted with (out-of-fold = leave one source family out)
+    assert rep["out_of_fold"]["ece"] <= 0.05 and rep["in_sample"]["precision_at_0.9"] >= 0.97
+    assert len(model["training"]["families"]) >= 5
+    c, review = calibrated("total", {"rule": "label", "score": 0.9, "support": 0.9, "ocr": 1.0, "check_pass": True})
+    c2, review2 = calibrated("total", {"rule": "fallback_label", "score": 0.1, "support": 0.1, "ocr": 0.4,
+                                       "ocr_source": True, "check_fail": True})
+    assert c > c2 and not review and review2
+    assert calibrated("total", {}, model={"groups": {}}) == (None, True)  # no fitted model: review, no number
+    fx = extract_fields(["Rechnung Nr. 4711\nRechnungsdatum 01.03.2024\nNetto 100,00\nMwSt 19 % 19,00\n"
+                         "Gesamtbetrag 119,00 EUR"], today=TODAY)
+    assert fx.fields["total"].confidence > 0.9 and not fx.fields["total"].needs_review
+    assert fx.evidence["total"]["check_pass"]  # net + tax = gross and 19 % is a DE rate
+    # the data files are part of the fields asset's code version
+    assert versions.FIELDS_REVISION.endswith(versions._fields_data_hash())
+
+
+def test_labelled_iban_failing_its_check_is_kept_for_review():
+    fx = extract_fields(["Rechnung Nr. 5\nIBAN : DE12 1234 4321 9876 00"], today=TODAY)
+    assert fx.fields["iban"].value == "DE1212344321987600" and fx.fields["iban"].needs_review
+    assert {v["rule"]: v["ok"] for v in fx.validation}["iban_checksum"] is False
+    ok = extract_fields(["Rechnung Nr. 5\nIBAN : DE02 1203 0000 0000 2020 51"], today=TODAY).fields["iban"]
+    assert ok.value == "DE02120300000000202051" and ok.confidence > fx.fields["iban"].confidence

@@ -10,7 +10,11 @@ import pytest
 from idp_assets.fields import validation_check_results
 from idp_assets.logic.fields import extract_fields, validate_fields
 from idp_assets.logic.validation import (
+    ISO_4217,
+    check_bic,
+    check_credit_note,
     check_currency,
+    check_iban,
     check_einvoice_vs_print,
     check_line_items_sum,
     check_tax_rate,
@@ -26,16 +30,20 @@ TODAY = date(2024, 6, 1)
 @pytest.mark.parametrize(
     ("vat", "ok"),
     [
-        ("DE123456789", True), ("DE 232 446 240", True), ("DE12345678", False), ("ATU12345678", True),
-        ("AT12345678", False), ("NL810433941B01", True), ("NL810433941", False), ("FR40303265045", True),
-        ("FRIO303265045", False), ("GB123456789", True), ("BE0123456789", True), ("CHE-123.456.789 MWST", True),
-        ("EL123456789", True), ("GR123456789", True), ("IT1234567890", False), ("XX123", None),
+        # python-stdnum: format and check digits
+        ("DE136695976", True), ("DE123456789", False), ("DE 232 446 240", True), ("DE12345678", False),
+        ("ATU13585627", True), ("ATU12345678", False), ("AT12345678", False), ("NL004495445B01", True),
+        ("NL810433941", False), ("FR40303265045", True), ("FRIO303265045", False), ("GB980780684", True),
+        ("GB123456789", False), ("BE0403170701", True), ("BE0123456789", False), ("CHE-116.281.710 MWST", True),
+        ("CHE-123.456.789 MWST", False), ("NO995525828MVA", True), ("NO995525829MVA", False),
+        ("EL094259216", True), ("GR094259216", True), ("IT00743110157", True), ("IT1234567890", False),
+        ("XX123", False),  # an unknown prefix no longer passes
     ],
 )
-def test_vat_id_formats(vat, ok):
+def test_vat_id_check_digits(vat, ok):
     assert vat_id_is_valid(vat) is ok
     finding = check_vat_id(vat)
-    assert finding["rule"] == "vat_id_format" and finding["ok"] is (ok is not False)
+    assert finding["rule"] == "vat_id_format" and finding["ok"] is ok
 
 
 @pytest.mark.parametrize(
@@ -43,15 +51,36 @@ def test_vat_id_formats(vat, ok):
     [
         ("100.00", "19.00", "DE", True), ("100.00", "7.00", "DE", True), ("100.00", "0.00", "DE", True),
         ("496.00", "94.24", None, True),  # 19 % on the GnuAccounting sample
-        ("100.00", "12.00", "DE", True),  # 7 % and 19 % lines mixed
+        ("100.00", "12.00", "DE", False),  # between 7 and 19 %: no longer passes without a breakdown
         ("100.00", "25.00", "DE", False), ("100.00", "21.00", "NL", True), ("100.00", "21.00", "DE", False),
-        ("2.97", "0.56", "DE", True),  # 18.86 %: rounding on a small net stays within tolerance
+        ("2.97", "0.56", "DE", True),  # 18.86 %: the cent of rounding on a small net
+        ("100.00", "18.00", "DE", False), ("100.00", "8.10", "CH", True), ("100.00", "8.00", "CH", False),
+        ("-100.00", "-19.00", "DE", True),  # credit note
+        ("100.00", "25.50", "FI", True), ("100.00", "25.00", "NO", True), ("100.00", "17.00", "LU", True),
     ],
 )
-def test_tax_rate(net, tax, country, ok):
+def test_tax_rate_exact(net, tax, country, ok):
     f = check_tax_rate(Decimal(net), Decimal(tax), country)
     assert f["rule"] == "tax_rate_plausible" and f["ok"] is ok, f
     assert check_tax_rate(None, Decimal("1"), "DE") is None and check_tax_rate(Decimal("0"), Decimal("1")) is None
+
+
+def test_tax_rate_breakdown():
+    mixed = [(Decimal("129.37"), Decimal("7")), (Decimal("64.40"), Decimal("19"))]
+    assert check_tax_rate(Decimal("193.77"), Decimal("21.30"), "DE", breakdown=mixed)["ok"]
+    assert not check_tax_rate(Decimal("193.77"), Decimal("25.00"), "DE", breakdown=mixed)["ok"]
+    assert not check_tax_rate(Decimal("100"), Decimal("12"), "DE", breakdown=[(Decimal("100"), Decimal("12"))])["ok"]
+
+
+def test_iban_bic_credit_note_currency_must_fail():
+    assert check_iban("DE02120300000000202051")["ok"] and not check_iban("DE02120300000000202052")["ok"]
+    assert not check_iban("DE0212030000000020205")["ok"]  # DE length 22
+    assert check_iban("NO9386011117947")["ok"] and check_iban(None) is None
+    assert check_bic("COBADEFFXXX")["ok"] and not check_bic("COBA1EFF")["ok"]
+    assert check_credit_note("381", Decimal("-10"))["ok"] and not check_credit_note("380", Decimal("-10"))["ok"]
+    assert check_credit_note("380", Decimal("10")) is None
+    assert check_currency("CHF")["ok"] and not check_currency("XYZ")["ok"] and not check_currency("DEM")["ok"]
+    assert len(ISO_4217) > 150 and "EUR" in ISO_4217
 
 
 def test_currency_line_sum_and_cross_check():

@@ -5,9 +5,11 @@
 * :func:`parse_llm_fields` - the answer normalised (ISO dates, plain decimals, ISO 4217
   codes, IBAN without spaces); unreadable values dropped
 * :func:`merge_llm_fields` - rules stay first: an LLM value that agrees with a rule value
-  raises its confidence, one that disagrees lowers it (and is reported), and a field the
-  rules did not find is taken from the LLM (source ``llm:idp-fields``) with a confidence
-  from its grounding in the text and its validation - never a constant.
+  leaves its (fitted) confidence alone, one that disagrees marks the field ``needs_review``
+  (and is reported), and a field the rules did not find is taken from the LLM (source
+  ``llm:idp-fields``) marked ``needs_review`` with confidence 0.0 = *unmeasured*: there is no
+  development data to fit an LLM confidence on, so none is invented (findings say whether the
+  value is printed in the text and validates).
 """
 
 from __future__ import annotations
@@ -40,9 +42,7 @@ FIELDS_SCHEMA: dict = {
     "additionalProperties": False,
 }
 MAX_TEXT_CHARS = 12000
-LLM_BASE = 0.55  # an LLM value's confidence before grounding and validation
-LLM_AGREE_WEIGHT = 0.5  # noisy-or weight of an agreeing LLM vote on a rule value
-LLM_DISAGREE_FACTOR = 0.85  # factor on a rule value the LLM contradicts
+UNMEASURED = 0.0  # confidence of an LLM-only value: no fitted model, so `needs_review` instead of a number
 
 
 def build_messages(text: str) -> list[dict]:
@@ -134,18 +134,18 @@ def merge_llm_fields(fields: dict[str, FieldValue], llm: dict[str, str], text: s
     for name, value in llm.items():
         rule = out.get(name)
         if rule is not None and rule.value is not None:
-            if _same(name, rule.value, value):
-                c = 1 - (1 - rule.confidence) * (1 - LLM_AGREE_WEIGHT * LLM_BASE)
-                out[name] = rule.model_copy(update={"confidence": round(min(0.995, c), 4)})
-            else:
-                out[name] = rule.model_copy(update={"confidence": round(rule.confidence * LLM_DISAGREE_FACTOR, 4)})
+            if not _same(name, rule.value, value):
+                out[name] = rule.model_copy(update={"needs_review": True})
                 findings.append({"rule": f"llm_agrees:{name}", "ok": False,
                                  "message": f"{name}: rules read {rule.value!r}, the LLM ({task}) {value!r}"})
             continue
         grounded = _grounded(name, value, text)
         valid = _valid(name, value)
-        c = LLM_BASE * (1.0 if grounded else 0.4) * (1.0 if valid else 0.3)
-        out[name] = FieldValue(value=value, confidence=round(c, 4), source=f"llm:{task}", raw=None)
+        if not grounded or not valid:
+            findings.append({"rule": f"llm_agrees:{name}", "ok": False,
+                             "message": f"{name}: the LLM's {value!r} is "
+                             + ("not printed in the text" if not grounded else "not a valid value")})
+        out[name] = FieldValue(value=value, confidence=UNMEASURED, source=f"llm:{task}", raw=None, needs_review=True)
     return out, findings
 
 

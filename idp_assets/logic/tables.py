@@ -19,6 +19,7 @@ from decimal import Decimal
 from idp_assets.models import LineItem, NormalizedCell, Table
 
 from .einvoice import line_items_rows
+from .field_rules.labels import line_column
 from .numbers import detect_currency, find_dates, parse_amount
 
 __all__ = [
@@ -498,18 +499,21 @@ def column_names(rows: list[list[str]], header_rows: int) -> list[str]:
 # header keywords per line-item role (checked in this order; stronger, more specific first)
 _ROLE_PATTERNS: list[tuple[str, re.Pattern, float]] = [
     ("unit_price", re.compile(r"(?i)unit[ _]?price|einzelpreis|e-?preis|stückpreis|prix[ _]unitaire|"
-                              r"net_unit_price|vk-?preis|\bp\.?u\.?\b|eenheidsprijs"), 0.95),
+                              r"vk-?preis|\bp\.?u\.?\b|eenheidsprijs"), 0.95),
     ("line_total", re.compile(r"(?i)line[ _]?total|gesamt(?:preis|betrag)?|zeilenbetrag|amount|betrag|bedrag|"
-                              r"montant|total|summe|subtotal|price_subtotal|netto(?:betrag)?"), 0.9),
+                              r"montant|total|summe|subtotal|netto(?:betrag)?"), 0.9),
     ("tax_rate", re.compile(r"(?i)mwst|ust\b|vat|tax|btw|tva|steuer"), 0.85),
     ("quantity", re.compile(r"(?i)quantity|qty|menge|anzahl|anz\.?|quantit[ée]|qt[ée]|hoeveelheid|aantal|"
                             r"\bstk\b|\bunits?\b(?=.*\d)?"), 0.9),
-    ("unit", re.compile(r"(?i)^(?:unit|einheit|me|eh|uom|unit[ée]|eenheid|unece_code)$"), 0.9),
+    ("unit", re.compile(r"(?i)^(?:unit|einheit|me|eh|uom|unit[ée]|eenheid)$"), 0.9),
     ("unit_price", re.compile(r"(?i)price|preis|prix|prijs|rate|tarif"), 0.75),
     ("description", re.compile(r"(?i)description|beschreibung|bezeichnung|artikel|article|item|produkt|product|"
                                r"leistung|omschrijving|d[ée]signation|libell[ée]|name|text|service|position"), 0.85),
 ]
 _NUMERIC_ROLES = ("quantity", "unit_price", "line_total", "tax_rate")
+# vocabulary line column (idp_assets/logic/data/invoice_labels.json, EN 16931 line terms) -> role
+_VOCAB_ROLES = {"name": "description", "quantity": "quantity", "unit": "unit", "net_unit_price": "unit_price",
+                "line_total": "line_total", "vat_rate": "tax_rate"}
 
 
 def map_columns(names: list[str]) -> dict[str, tuple[int, float]]:
@@ -518,9 +522,18 @@ def map_columns(names: list[str]) -> dict[str, tuple[int, float]]:
     for j, name in enumerate(names):
         if not name:
             continue
+        if name.strip() in _VOCAB_ROLES:  # the semantic column name itself (the e-invoice table's header)
+            scores.append((0.95, _VOCAB_ROLES[name.strip()], j))
+            continue
+        n0 = len(scores)
         for role, rx, w in _ROLE_PATTERNS:
             if rx.search(name):
                 scores.append((w, role, j))
+        if len(scores) == n0:
+            # else the EN 16931 line terms (BT-126 ... BT-153) of the label vocabulary, all languages
+            col = _VOCAB_ROLES.get((line_column(name) or ("",))[0])
+            if col:
+                scores.append((0.85, col, j))
     out: dict[str, tuple[int, float]] = {}
     used: set[int] = set()
     for w, role, j in sorted(scores, key=lambda x: -x[0]):

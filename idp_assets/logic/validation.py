@@ -4,10 +4,11 @@ Every check returns a finding ``{"rule": str, "ok": bool, "message": str}`` (or 
 when the data needed for it is missing) so that the export's ``validation`` list and the
 Dagster asset checks read the same thing.
 
-* :func:`vat_id_is_valid` - VAT identification number format per EU country (+ CH, GB, NO)
-* :func:`check_tax_rate` - effective tax rate ``tax / net`` against the country's rates
-  (DE 0 / 7 / 19 %; the 2020 rates 5 / 16 % too)
-* :func:`check_currency` - ISO 4217 code
+* :func:`vat_id_is_valid` - VAT ID format and check digits (python-stdnum), every EU country + CH, GB, NO
+* :func:`check_iban` / :func:`check_bic` - IBAN (country length, mod 97) and BIC (python-stdnum)
+* :func:`check_tax_rate` - tax = net x one of the country's exact rates (data/vat_rates.json, with source)
+* :func:`check_credit_note` - a negative total only on a credit note (UNTDID 1001 381 ...)
+* :func:`check_currency` - ISO 4217 code (the maintained `iso4217` package)
 * :func:`check_line_items_sum` - line totals add up to the net total (rounding tolerance)
 * :func:`check_einvoice_vs_print` - the embedded XML's value against the value read from
   the printed page (a mismatch is a finding, never silently ignored)
@@ -15,15 +16,26 @@ Dagster asset checks read the same thing.
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
+
+from iso4217 import Currency
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
 
 __all__ = [
     "ISO_4217",
     "TAX_RATES",
     "VAT_ID_FORMATS",
+    "check_bic",
+    "check_credit_note",
     "check_currency",
+    "check_iban",
+    "iban_is_valid",
     "check_einvoice_vs_print",
     "check_line_items_sum",
     "check_tax_rate",
@@ -31,65 +43,26 @@ __all__ = [
     "vat_id_is_valid",
 ]
 
-# Active ISO 4217 codes (list one, without funds / precious-metal codes)
-ISO_4217 = frozenset(
-    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
-    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF
-    GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP
-    LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
-    PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL
-    THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
-)
+# ISO 4217 codes from the maintained `iso4217` package (the ISO 4217 maintenance agency's list one)
+ISO_4217 = frozenset(c.code for c in Currency)
 
-# VAT identification number formats (after removing spaces, dots and dashes)
-VAT_ID_FORMATS: dict[str, str] = {
-    "AT": r"ATU\d{8}",
-    "BE": r"BE[01]\d{9}",
-    "BG": r"BG\d{9,10}",
-    "CH": r"CHE\d{9}(?:MWST|TVA|IVA)?",
-    "CY": r"CY\d{8}[A-Z]",
-    "CZ": r"CZ\d{8,10}",
-    "DE": r"DE\d{9}",
-    "DK": r"DK\d{8}",
-    "EE": r"EE\d{9}",
-    "EL": r"EL\d{9}",
-    "ES": r"ES[A-Z0-9]\d{7}[A-Z0-9]",
-    "FI": r"FI\d{8}",
-    "FR": r"FR[A-HJ-NP-Z0-9]{2}\d{9}",
-    "GB": r"GB(?:\d{9}|\d{12}|GD\d{3}|HA\d{3})",
-    "HR": r"HR\d{11}",
-    "HU": r"HU\d{8}",
-    "IE": r"IE\d{7}[A-W][A-I]?|IE\d[A-Z+*]\d{5}[A-W]",
-    "IT": r"IT\d{11}",
-    "LT": r"LT(?:\d{9}|\d{12})",
-    "LU": r"LU\d{8}",
-    "LV": r"LV\d{11}",
-    "MT": r"MT\d{8}",
-    "NL": r"NL\d{9}B\d{2}",
-    "NO": r"NO\d{9}(?:MVA)?",
-    "PL": r"PL\d{10}",
-    "PT": r"PT\d{9}",
-    "RO": r"RO\d{2,10}",
-    "SE": r"SE\d{10}01",
-    "SI": r"SI\d{8}",
-    "SK": r"SK\d{10}",
-    "XI": r"XI(?:\d{9}|\d{12})",
+# per-country VAT ID check (format and check digits) from python-stdnum: every EU country plus CH, NO, GB
+_VAT_MODULES = {
+    **{cc: "stdnum.eu.vat" for cc in ("AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR",
+                                      "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI",
+                                      "SK", "XI")},
+    "CH": "stdnum.ch.vat", "NO": "stdnum.no.mva", "GB": "stdnum.gb.vat",
 }
+VAT_ID_FORMATS = _VAT_MODULES  # kept name: the countries whose VAT IDs are checked
 
-# Standard and reduced VAT rates in percent (current and recent)
+# exact VAT rates per country: idp_assets/logic/data/vat_rates.json (source in the file)
+_RATES_FILE = Path(__file__).resolve().parent / "data" / "vat_rates.json"
 TAX_RATES: dict[str, tuple[Decimal, ...]] = {
-    "DE": tuple(Decimal(x) for x in ("0", "7", "19", "5", "16")),
-    "AT": tuple(Decimal(x) for x in ("0", "10", "13", "20")),
-    "NL": tuple(Decimal(x) for x in ("0", "9", "21", "6")),
-    "FR": tuple(Decimal(x) for x in ("0", "2.1", "5.5", "10", "20")),
-    "BE": tuple(Decimal(x) for x in ("0", "6", "12", "21")),
-    "CH": tuple(Decimal(x) for x in ("0", "2.5", "2.6", "3.7", "3.8", "7.7", "8.1")),
-    "GB": tuple(Decimal(x) for x in ("0", "5", "20")),
-    "IT": tuple(Decimal(x) for x in ("0", "4", "5", "10", "22")),
-    "ES": tuple(Decimal(x) for x in ("0", "4", "10", "21")),
+    cc: tuple(Decimal(x) for x in rs) for cc, rs in json.loads(_RATES_FILE.read_text(encoding="utf-8"))["rates"].items()
 }
+CREDIT_NOTE_TYPES = frozenset({"381", "396", "81", "83", "261", "262", "532"})  # UNTDID 1001 credit notes
 DEFAULT_COUNTRY = "DE"
-RATE_TOLERANCE = Decimal("0.6")  # percentage points: rounding of tax on small nets
+ROUNDING = Decimal("0.01")  # tax may differ from net x rate by the rounding of one cent per line
 
 
 def _finding(rule: str, ok: bool, message: str) -> dict:
@@ -101,24 +74,61 @@ def normalise_vat_id(vat_id: str) -> str:
 
 
 def vat_id_is_valid(vat_id: str) -> bool | None:
-    """``True``/``False`` for a VAT ID of a known country, ``None`` for an unknown prefix."""
+    """Format and check digits (python-stdnum) of a VAT ID of an EU country, CH, NO or GB;
+    ``False`` also for an unknown prefix (not a VAT ID this check knows); ``None`` only for empty input."""
     s = normalise_vat_id(vat_id)
+    if not s:
+        return None
     if s.startswith("GR"):
         s = "EL" + s[2:]
-    fmt = VAT_ID_FORMATS.get(s[:2])
-    if fmt is None:
-        return None
-    return re.fullmatch(fmt, s) is not None
+    mod = _VAT_MODULES.get(s[:2])
+    if mod is None:
+        return False
+    try:
+        return bool(importlib.import_module(mod).is_valid(s))
+    except Exception:  # noqa: BLE001 - a malformed value is just invalid
+        return False
 
 
 def check_vat_id(vat_id: str | None) -> dict | None:
     if not vat_id:
         return None
     ok = vat_id_is_valid(vat_id)
-    if ok is None:
-        return _finding("vat_id_format", True, f"VAT ID {vat_id!r}: no format known for prefix {vat_id[:2]!r}")
-    return _finding("vat_id_format", ok,
-                    f"VAT ID {vat_id!r} {'matches' if ok else 'does NOT match'} the {normalise_vat_id(vat_id)[:2]} format")
+    if _VAT_MODULES.get(normalise_vat_id(vat_id)[:2].replace("GR", "EL")) is None:
+        return _finding("vat_id_format", False, f"VAT ID {vat_id!r}: unknown country prefix {vat_id[:2]!r}")
+    return _finding("vat_id_format", bool(ok),
+                    f"VAT ID {vat_id!r} {'passes' if ok else 'FAILS'} the {normalise_vat_id(vat_id)[:2]} "
+                    "format and check-digit test")
+
+
+def iban_is_valid(iban: str | None) -> bool:
+    """ISO 13616: country length, format and mod-97 (python-stdnum)."""
+    s = re.sub(r"\s", "", iban or "").upper()
+    return bool(s) and stdnum_iban.is_valid(s)
+
+
+def check_iban(iban: str | None) -> dict | None:
+    if not iban:
+        return None
+    ok = iban_is_valid(iban)
+    return _finding("iban_checksum", ok, f"IBAN {iban} {'passes' if ok else 'fails'} the country length / mod-97 check")
+
+
+def check_bic(bic: str | None) -> dict | None:
+    if not bic:
+        return None
+    ok = stdnum_bic.is_valid(bic)
+    return _finding("bic_format", ok, f"BIC {bic!r} {'is' if ok else 'is NOT'} a valid ISO 9362 code")
+
+
+def check_credit_note(type_code: str | None, total: Decimal | None) -> dict | None:
+    """A negative total belongs to a credit note (UNTDID 1001 381 ...); on an invoice (380) it
+    is a finding.  Credit notes may state positive amounts (the XML convention) or negative ones."""
+    if total is None or total >= 0:
+        return None
+    ok = type_code is not None and str(type_code) in CREDIT_NOTE_TYPES
+    return _finding("credit_note_sign", ok,
+                    f"negative total {total} on a {'credit note' if ok else 'document of type ' + str(type_code or 'unknown')}")
 
 
 def country_of(vat_id: str | None = None, iban: str | None = None) -> str | None:
@@ -130,23 +140,33 @@ def country_of(vat_id: str | None = None, iban: str | None = None) -> str | None
 
 
 def check_tax_rate(net: Decimal | None, tax: Decimal | None, country: str | None = None,
-                   rates: Iterable[Decimal] | None = None) -> dict | None:
-    """The effective rate ``tax / net`` must be one of the country's rates, or lie between
-    two of them (an invoice mixing rates).  ``None`` without net and tax."""
+                   rates: Iterable[Decimal] | None = None,
+                   breakdown: Iterable[tuple[Decimal, Decimal]] | None = None) -> dict | None:
+    """Tax must be ``net x rate`` for one of the country's rates (to the cent, plus a cent of
+    rounding per breakdown line); with a breakdown ``[(base, rate %)]`` every rate must be a
+    country rate and the per-rate taxes must add up to ``tax``.  Credit notes (negative amounts)
+    are checked on absolute values.  ``None`` without net and tax."""
     if net is None or tax is None or net == 0:
         return None
     c = (country or DEFAULT_COUNTRY).upper()
+    c = "GR" if c == "EL" else c
     known = tuple(rates) if rates is not None else TAX_RATES.get(c, TAX_RATES[DEFAULT_COUNTRY])
+    net, tax = abs(net), abs(tax)
     rate = (tax / net * 100).quantize(Decimal("0.01"))
-    near = [r for r in known if abs(r - rate) <= RATE_TOLERANCE]
+    parts = [(abs(Decimal(b)), Decimal(r)) for b, r in (breakdown or [])]
+    if parts:
+        bad = [r for _, r in parts if r not in known]
+        expected = sum((b * r / 100 for b, r in parts), Decimal(0))
+        ok = not bad and abs(expected - tax) <= ROUNDING * (len(parts) + 1)
+        return _finding("tax_rate_plausible", ok,
+                        f"tax {tax} {'=' if ok else '!='} the breakdown's {expected.quantize(Decimal('0.01'))}"
+                        + (f"; {', '.join(map(str, bad))} % not a {c} rate" if bad else ""))
+    near = [r for r in known if abs(net * r / 100 - tax) <= ROUNDING + net * Decimal("0.0005")]
     if near:
         return _finding("tax_rate_plausible", True, f"tax rate {rate} % is a {c} rate ({near[0]} %)")
-    lo, hi = min(known), max(known)
-    if lo < rate < hi and len(known) > 1:
-        return _finding("tax_rate_plausible", True,
-                        f"effective tax rate {rate} % lies between {c} rates (mixed rates)")
     return _finding("tax_rate_plausible", False,
-                    f"effective tax rate {rate} % is not a {c} rate ({', '.join(str(r) for r in known)} %)")
+                    f"effective tax rate {rate} % is not a {c} rate ({', '.join(str(r) for r in known)} %)"
+                    " (mixed rates need a per-rate breakdown)")
 
 
 def check_currency(code: str | None) -> dict | None:

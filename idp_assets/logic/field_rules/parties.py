@@ -1,0 +1,143 @@
+"""The supplier (seller) name: seller labels, the sender line, legal forms, the first prominent lines."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from idp_assets.logic.field_rules.candidates import Candidate
+from idp_assets.logic.field_rules.labels import label_alternation
+from idp_assets.logic.numbers import find_amounts
+
+
+_LEGAL_FORM = re.compile(
+    r"(?i)(?<![\w-])(?:GmbH(?:[ \t]*&[ \t]*Co\.?[ \t]*KG)?|AG|KG|OHG|UG|e\.[ \t]?K\.|mbH|SE|a\.[ \t]?G\.|"
+    r"Sdn\.?[ \t]*Bhd\.?|Bhd\.?|S/B|SB|PLT|Ltd\.?|Limited|Inc\.?|Incorporated|LLC|LLP|PLC|Corp\.?|Corporation|"
+    r"Pvt\.?[ \t]*Ltd\.?|Private[ \t]+Limited|S\.?A\.?R\.?L\.?|SARL|SAS|S\.A\.|SA|B\.[ \t]?V\.?|BV|N\.[ \t]?V\.?|NV|"
+    r"Enterprise|Trading|Co\.|Company)(?![\w-])"
+)
+# seller / buyer labels: idp_assets/logic/data/invoice_labels.json (BG-4 seller, BG-7 buyer)
+_SELLER_LABEL = re.compile(r"(?i)^" + label_alternation("seller") + r"(?![\w])[ \t]*:?[ \t]*(.*)$")
+_SOLD_BY = re.compile(r"(?i)(?<![\w])sold[ \t]+by[ \t]*:?[ \t]*(.+)$")
+_BUYER_LABEL = re.compile(r"(?i)^" + label_alternation("buyer") + r"(?![\w])")
+_NAME_LABEL = re.compile(r"(?i)^" + label_alternation("party_name") + r"[ \t]*:[ \t]*")
+_TITLE_LINE = re.compile(
+    r"(?i)^[\W_]*(?:(?:simplified[ \t]+)?tax[ \t]+invoice|invoice|rechnung|facture|factuur|receipt|official[ \t]+receipt|"
+    r"payment[ \t]+receipt|quittung|beleg|kopie|copy|original|page|seite|cash[ \t]+(?:sale|bill)|bill|"
+    r"thank.*)[\W_]*$"
+)
+_TOTAL_WORD = re.compile(r"(?i)^(?:sub[ -]?)?total|^summe|^amount|^betrag")
+_HEADER_WORDS = re.compile(
+    r"(?i)\b(?:description|quantity|qty|unit|price|amount|total|disc\.?%?|taxes|menge|preis|betrag|"
+    r"artikel|bezeichnung|omschrijving|prijs|bedrag|d[ée]signation|montant|item|pos)\b"
+)
+_POSTCODE = re.compile(r"(?<!\d)(?:[A-Z]{1,2}-)?\d{4,5}(?!\d)")
+_SENDER_SPLIT = re.compile(r"[ \t]*(?:[|·•●]|[ \t]-[ \t]|,)[ \t]*")
+
+
+def _clean_name(s: str) -> str:
+    s = re.sub(r"\s+", " ", s).strip(" \t,;:-|·•●*~'\"“”‘’")
+    return _NAME_LABEL.sub("", s)  # 'Name: Beispiel GmbH'
+
+
+
+def _cut_after_legal_form(s: str) -> str:
+    """'Beispiel GmbH Sitz der Gesellschaft' -> 'Beispiel GmbH' (up to the last legal-form token)."""
+    ends = [m.end() for m in _LEGAL_FORM.finditer(s)]
+    return s[: ends[-1]] if ends else s
+
+
+def _name_key(s: str) -> str:
+    s = unicodedata.normalize("NFKC", s).casefold()
+    return "".join(ch for ch in s if ch.isalnum())
+
+
+def _looks_like_name(s: str) -> bool:
+    letters = sum(ch.isalpha() for ch in s)
+    return len(s) >= 3 and letters >= 3 and letters / max(len(s.replace(" ", "")), 1) >= 0.6
+
+
+def _supplier_candidates(lines) -> list[Candidate]:
+    out: list[Candidate] = []
+    buyer_until = -1
+    first_page_lines = [x for x in lines if x[0] == 1]
+    n1 = max(len(first_page_lines), 1)
+    for k, (pno, li, ln) in enumerate(lines):
+        if _BUYER_LABEL.match(ln):
+            buyer_until = k + 5
+        in_buyer = k <= buyer_until
+        pos_factor = 1.0 - 0.35 * min(k / n1, 1.0) if pno == 1 else 0.6
+
+        m = _SELLER_LABEL.match(ln)
+        if m and _LEGAL_FORM.fullmatch(_clean_name(m.group(1)) or "-"):
+            m = None  # 'Lieferant GmbH' / 'Fournisseur SARL': the label word is the name itself
+        if m:
+            rest = _clean_name(m.group(1))
+            if rest and _looks_like_name(rest) and not re.search(r"\d{3,}", rest):
+                out.append(Candidate(rest, m.group(1), pno, li, "seller_label", 0.85))
+            elif k + 1 < len(lines):
+                j = k + 1
+                while j < len(lines) - 1 and j <= k + 2 and re.fullmatch(r"\(.*\)", lines[j][2]):
+                    j += 1  # a parenthesised remark under the label
+                nxt = lines[j][2]
+                if not re.match(r"(?i)^(?:GLN|Lief|USt|VAT)", nxt) or _LEGAL_FORM.search(nxt):
+                    name = _clean_name(_SENDER_SPLIT.split(nxt)[0])
+                    if _looks_like_name(name):
+                        out.append(Candidate(name, nxt, pno, lines[j][1], "seller_label", 0.85))
+                # 'Lieferant' / 'GLN ... Lief-Nr' / '<NAME> GMBH'
+                if k + 2 < len(lines) and re.match(r"(?i)^(?:GLN|Lief)", nxt):
+                    nn = lines[k + 2][2]
+                    name = _clean_name(nn)
+                    if _looks_like_name(name):
+                        out.append(Candidate(name, nn, pno, lines[k + 2][1], "seller_label", 0.8))
+        m = _SOLD_BY.search(ln)
+        if m:
+            name = _clean_name(_SENDER_SPLIT.split(m.group(1))[0].rstrip("."))
+            if _looks_like_name(name):
+                out.append(Candidate(name, m.group(1), pno, li, "seller_phrase", 0.55))
+
+        parts = [p for p in _SENDER_SPLIT.split(ln) if p.strip()]
+        if len(parts) >= 3 and _POSTCODE.search(ln) and pno == 1:
+            name = _clean_name(parts[0])
+            if _looks_like_name(name) and not re.search(r"\d|:", name):
+                out.append(Candidate(name, ln, pno, li, "sender_line", 0.75 * (0.5 if in_buyer else 1.0)))
+
+        lf = _LEGAL_FORM.search(ln)
+        if lf:
+            seg = next((p for p in parts if _LEGAL_FORM.search(p)), ln)
+            name = _clean_name(_cut_after_legal_form(seg))
+            if (_looks_like_name(name) and len(name) <= 80 and _LEGAL_FORM.sub("", name).strip(" .,&()") != ""
+                    and "%" not in name and not find_amounts(name) and not _TOTAL_WORD.match(name)):
+                # the legal form alone at line start ('Sdn Bhd' continuing the line above)
+                if _LEGAL_FORM.match(name) and k > 0 and lines[k - 1][0] == pno:
+                    prev = _clean_name(lines[k - 1][2])
+                    if _looks_like_name(prev) and not _LEGAL_FORM.search(prev):
+                        name = prev + " " + name
+                w = 0.55 * pos_factor * (0.3 if in_buyer else 1.0)
+                out.append(Candidate(name, seg, pno, li, "legal_form", w))
+            elif _LEGAL_FORM.fullmatch(_clean_name(seg)) and k > 0 and lines[k - 1][0] == pno:
+                prev = _clean_name(lines[k - 1][2])
+                if _looks_like_name(prev):
+                    w = 0.55 * pos_factor * (0.3 if in_buyer else 1.0)
+                    out.append(Candidate(prev + " " + name, lines[k - 1][2] + " " + ln, pno, li, "legal_form", w))
+
+    # first prominent lines of page 1
+    rank = 0
+    for pno, li, ln in first_page_lines[:8]:
+        name = _clean_name(ln)
+        if rank >= 3:
+            break
+        if not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name):
+            continue
+        if re.search(r"\d{4,}|@|www\.|http|\btel\b|\bfax\b", name, re.IGNORECASE):
+            continue
+        if len(_HEADER_WORDS.findall(name)) >= 2 or name.startswith("-"):
+            continue  # a table header row / section heading
+        w = (0.35, 0.25, 0.15)[rank]
+        if name.upper() == name and any(ch.isalpha() for ch in name):
+            w *= 1.3  # printed in capitals: typical of a letterhead / receipt header
+        elif name.lower() == name:
+            w *= 0.4  # all lower case: rarely a company name (handwriting, noise)
+        out.append(Candidate(name, ln, pno, li, "first_lines", w))
+        rank += 1
+    return out
