@@ -10,34 +10,86 @@ import click
 from idp_assets.runner import default_env
 
 
-@click.group()
+class _Idp(click.Group):
+    """`idp`: the benchmark commands (`idp_assets.bench`) are imported only when one is asked for."""
+
+    BENCH_COMMANDS = {"bench": "bench", "bench-fields": "bench_fields"}  # name -> attribute of idp_assets.bench.commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.BENCH_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.BENCH_COMMANDS:
+            from idp_assets.bench import commands
+
+            return getattr(commands, self.BENCH_COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Idp)
 def main() -> None:
     """Batch intelligent document processing on Dagster."""
     default_env()
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="folder for <stem>.json + index.jsonl")
 @click.option("--data-dir", default=None, help="embedded data folder (store, Chroma, graph, suppliers); default $IDP_DATA_DIR or ./.idp")
-def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None) -> None:
-    """Run every asset in-process for the given files/folders; write one JSON per document."""
+@click.option("--follow-symlinks", is_flag=True,
+              help="follow symlinks that lead outside the given folders (default: recorded as not_a_regular_file)")
+@click.option("--reprocess", is_flag=True, help="process every input again, also those already finished in --out")
+@click.option("--stage-timeout", "stage_timeouts", multiple=True, metavar="STAGE=SECONDS[+PER_PAGE]",
+              help="time budget of one stage per document (repeatable); see README 'Hostile inputs'")
+@click.option("--stage-timeout-scale", type=float, default=None,
+              help="multiply every stage budget (0: no budgets); default $IDP_STAGE_TIMEOUT_SCALE or 1")
+def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None, follow_symlinks: bool, reprocess: bool,
+            stage_timeouts: tuple[str, ...], stage_timeout_scale: float | None) -> None:
+    """Run every asset in-process for the given files/folders; write one JSON per document.
+
+    Any path is accepted: one that is missing, not a regular file, a symlink leading outside the
+    given folders or unreadable is recorded in index.jsonl and the batch goes on.  SIGINT/SIGTERM
+    stop after (or by abandoning) the current document (exit 130/143); running the same command
+    again continues where it stopped, skipping documents already finished in --out.
+    """
     import os
 
+    from idp_assets.audit import instance_for
+    from idp_assets.budget import STAGE_BUDGETS
     from idp_assets.exports import ExportTarget
-    from idp_assets.runner import process_paths
+    from idp_assets.runner import BatchInterrupted, process_paths
     from idp_assets.settings import build_resources
 
-    from idp_assets.audit import instance_for
-
+    for spec in stage_timeouts:  # the stages read their budgets from the environment (also in run workers)
+        stage, sep, value = spec.partition("=")
+        if not sep or stage not in STAGE_BUDGETS:
+            raise click.BadParameter(f"{spec!r}: expected STAGE=SECONDS[+PER_PAGE], STAGE one of "
+                                     f"{', '.join(STAGE_BUDGETS)}", param_hint="--stage-timeout")
+        try:
+            [float(v) for v in value.split("+", 1)]
+        except ValueError:
+            raise click.BadParameter(f"{spec!r}: SECONDS must be a number", param_hint="--stage-timeout") from None
+        os.environ[f"IDP_STAGE_TIMEOUT_{stage.upper()}"] = value
+    if stage_timeout_scale is not None:
+        os.environ["IDP_STAGE_TIMEOUT_SCALE"] = str(stage_timeout_scale)
     resources = build_resources(data_dir=data_dir)
     if not os.environ.get("IDP_EXPORT_DIR"):  # the exports of this command are the --out folder
         resources["export_target"] = ExportTarget(out_dir=str(Path(resources["document_store"].root).parent / "exports"))
     # runs are recorded in $DAGSTER_HOME's instance, or one under the data dir, so `idp audit` sees them
-    outcomes = process_paths(list(paths), Path(out_dir), resources, instance=instance_for(data_dir))
+    try:
+        outcomes = process_paths(list(paths), Path(out_dir), resources, instance=instance_for(data_dir),
+                                 follow_symlinks=follow_symlinks, reprocess=reprocess)
+    except BatchInterrupted as stop:
+        click.echo(f"stopped by signal {stop.signum} after {len(stop.outcomes)} inputs; run the same command again "
+                   f"to continue -> {out_dir}/index.jsonl", err=True)
+        sys.exit(stop.exit_code)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted -> {out_dir}/index.jsonl", err=True)
+        sys.exit(130)
     failed = [o for o in outcomes if o.status == "failed"]
-    click.echo(f"{len(outcomes)} documents: {len(outcomes) - len(failed)} processed, {len(failed)} failed -> {out_dir}/index.jsonl",
-               err=True)
+    skipped = sum(1 for o in outcomes if o.skipped)
+    click.echo(f"{len(outcomes)} inputs: {len(outcomes) - len(failed)} processed ({skipped} already before), "
+               f"{len(failed)} failed -> {out_dir}/index.jsonl", err=True)
 
 
 @main.group()
@@ -52,9 +104,64 @@ def suppliers_import(csv_file: str) -> None:
 
     master = build_resources()["supplier_master"]
     report = master.import_csv(Path(csv_file).read_text(encoding="utf-8-sig"))
-    for bad in report["skipped"]:
-        click.echo(f"line {bad['line']}: {bad['error']} (skipped)", err=True)
-    click.echo(f"imported {report['imported']} suppliers, skipped {len(report['skipped'])}", err=True)
+    for bad in report.rejected:
+        click.echo(f"line {bad.line}: {bad.message} (rejected)", err=True)
+    for w in report.warnings:
+        click.echo(f"line {w.line}: {w.supplier_id}: {w.message}", err=True)
+    click.echo(f"{report.rows_read} rows read: {report.inserted} inserted, {report.updated} updated, "
+               f"{len(report.rejected)} rejected, {len(report.warnings)} warnings (master version {report.version})", err=True)
+
+
+def _review_context(document_id: str, data_dir: str | None):
+    from idp_assets.audit import instance_for, resolve_document_id
+    from idp_assets.settings import build_resources
+    from idp_assets.suppliers import latest_match_evidence
+
+    instance = instance_for(data_dir)
+    doc = resolve_document_id(instance, document_id)
+    seller, matched = latest_match_evidence(instance, doc)
+    return build_resources(data_dir=data_dir)["supplier_master"], doc, seller, matched
+
+
+_DATA_DIR = click.option("--data-dir", default=None, help="embedded data folder; default $IDP_DATA_DIR or ./.idp")
+_BY = click.option("--by", default=None, help="who decides (default $IDP_USER or $USER)")
+
+
+@suppliers.command("confirm")
+@click.argument("document_id")
+@click.argument("supplier_id")
+@_BY
+@_DATA_DIR
+def suppliers_confirm(document_id: str, supplier_id: str, by: str | None, data_dir: str | None) -> None:
+    """The document's supplier is SUPPLIER_ID: its seller name and identifiers are learned (the supplier's
+    next documents match through them); the affected supplier_matches go stale (`idp backfill --stale`)."""
+    master, doc, seller, _ = _review_context(document_id, data_dir)
+    d = master.confirm(doc, supplier_id, seller, by=by)
+    click.echo(f"{doc}: confirmed {supplier_id} by {d.decided_by} at {d.decided_at}", err=True)
+
+
+@suppliers.command("reject")
+@click.argument("document_id")
+@_BY
+@_DATA_DIR
+def suppliers_reject(document_id: str, by: str | None, data_dir: str | None) -> None:
+    """The document's matched supplier is wrong: the match is never proposed again for this document."""
+    master, doc, _, matched = _review_context(document_id, data_dir)
+    d = master.reject(doc, matched, by=by)
+    click.echo(f"{doc}: rejected {matched or 'any match'} by {d.decided_by} at {d.decided_at}", err=True)
+
+
+@suppliers.command("create-from")
+@click.argument("document_id")
+@_BY
+@_DATA_DIR
+def suppliers_create_from(document_id: str, by: str | None, data_dir: str | None) -> None:
+    """A new master supplier from the document's seller evidence (name, identifiers, address)."""
+    master, doc, seller, _ = _review_context(document_id, data_dir)
+    if seller is None:
+        raise click.ClickException(f"no supplier match recorded for {doc}: run `idp process` first")
+    d = master.create_from(doc, seller, by=by)
+    click.echo(f"{doc}: created {d.supplier_id} '{seller.name}' by {d.decided_by} at {d.decided_at}", err=True)
 
 
 @suppliers.command("export")
@@ -100,18 +207,9 @@ def graph_server(action: str) -> None:
         click.echo(json.dumps(gs.status(home, bolt_port=port, password=password, database=g.database or "idp"), indent=2))
 
 
-import idp_assets.bench_suppliers  # noqa: E402,F401  (adds `idp bench suppliers` to the bench group)
-import idp_assets.bench_pipeline  # noqa: E402,F401  (adds `idp bench pipeline` to the bench group)
-
 from idp_assets.audit import audit  # noqa: E402
 
 main.add_command(audit)
-
-from idp_assets.bench_fields import bench_fields  # noqa: E402
-main.add_command(bench_fields)
-
-from idp_assets.bench_ocr import bench  # noqa: E402
-main.add_command(bench)
 
 from idp_assets.search_cli import search_cmd  # noqa: E402
 

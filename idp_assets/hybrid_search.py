@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from idp_assets.logic.chunking import chunk_document, embedding_input
+from idp_assets.logic.textguard import bounded_pages
 from idp_assets.logic.entities import (
     _IBAN_TEXT,
     _VAT_TEXT,
@@ -101,7 +102,8 @@ def prepare_document(source: SourceDocument, ocr: OcrPages, tables: list[Table],
     (`idp_assets.logic.llm_entities.request_llm_entities`), merged after the rule entities (rules win)."""
     chunks = chunk_document(ocr, tables) if chunks is None else chunks
     props = document_properties(fields, tables, supplier.supplier_id, supplier.name, source.media_type)
-    page_texts = {p.number: p.text for p in ocr.pages}
+    # entities from at most MAX_RULE_CHARS of page text (a hostile 4 MB line must not cost minutes)
+    page_texts = dict(zip((p.number for p in ocr.pages), bounded_pages([p.text for p in ocr.pages])))
     entities = extract_entities(fields, chunks, tables, page_texts=page_texts)
     if llm_entities:
         from idp_assets.logic.llm_entities import merge_llm_entities

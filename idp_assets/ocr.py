@@ -7,10 +7,11 @@ import statistics
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from PIL import Image
 
-from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.common import ASSET_GROUP, DOCUMENT_BACKFILL_POLICY, PARTITIONS, check_result, check_spec, timed
+from idp_assets.budget import budgeted
 from idp_assets.compute import compute_op_tags, ocr_compute
-from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
 from idp_assets.versions import configured_ocr_code_version
+from idp_assets.documents import page_source
 from idp_assets.logic.pages import page_image_loader
 from idp_assets.models import OcrPages, RawPages
 from resources.ocr.router import OcrRouter
@@ -53,6 +54,7 @@ def pool_occupancy(instance, pools=("cpu", "gpu")) -> dict[str, float]:
         check_spec("ocr_pages", "confidence_in_range", "every page confidence is in [0, 1]"),
     ],
 )
+@budgeted("ocr_pages")
 def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: OcrRouter, document_store: DocumentStore):
     images = []
     for p in raw_pages.pages:
@@ -63,7 +65,7 @@ def ocr_pages(context: AssetExecutionContext, raw_pages: RawPages, ocr_router: O
         else:
             images.append(None)
     # pages without a stored image (complete text layer) are rendered only if a fallback needs them
-    render = page_image_loader(document_store.get_original(raw_pages.document_id), raw_pages, dpi=ocr_router.dpi) \
+    render = page_image_loader(page_source(document_store, raw_pages), raw_pages, dpi=ocr_router.dpi) \
         if raw_pages.kind == "pdf" else None
     with timed() as t:
         occupancy = pool_occupancy(context.instance) if ocr_router.gpu_engines else {}

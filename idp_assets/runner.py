@@ -3,14 +3,30 @@
 The same asset definitions as the Dagster UI run, one partition per document, on a
 Dagster instance under `<data_dir>/dagster` (or an ephemeral one).  One
 document's failure is recorded with its reason and the batch goes on.
+
+* Inputs are classified with ``lstat`` before anything is opened
+  (``idp_assets.logic.inputs``): a path that does not exist, is not a regular file
+  (FIFO, socket, device, symlink loop), is a symlink leading outside the given
+  folders or cannot be read is one record in ``index.jsonl`` (status ``failed``,
+  reason ``not_found`` / ``not_a_regular_file`` / ``unreadable`` / ``file_too_large``).
+* Every stage runs on a time budget (``idp_assets.budget``): a stuck stage ends the
+  document with reason ``stage_timeout``.
+* ``index.jsonl`` is appended to after every document; SIGTERM / SIGINT stop the batch
+  after (or by abandoning) the current document, and re-running the same command skips
+  every document already finished there (by sha256), so it continues where it stopped.
 """
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
+import gc
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,9 +34,17 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
+from idp_assets.common import failure_reason
 from idp_assets.logic.export import export_files, failed_export, safe_stem
+from idp_assets.logic.inputs import InputError, InputFile, classify, display_path, expand, is_utf8_name, read_input
+from idp_assets.logic.safety import Limits
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 from resources.storage import original_key
+
+INDEX = "index.jsonl"
+# records of these reasons are not "finished": a re-run processes their inputs again
+RETRY_REASONS = {"interrupted", "not_found", "not_a_regular_file", "unreadable", "file_too_large"}
+DEFAULT_STOP_GRACE_S = 8.0
 
 
 @dataclass
@@ -32,34 +56,42 @@ class Outcome:
     reason: str | None
     record: dict
     seconds: float
+    skipped: bool = False
+
+    @property
+    def display(self) -> str:
+        return display_path(self.path)
 
 
-def iter_inputs(paths: list[str]) -> list[Path]:
-    """Files given directly, plus files found (recursively, sorted, no hidden ones) in given folders."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
-        else:
-            out.append(p)
-    return out
+def max_input_bytes() -> int:
+    """Largest input read into memory (IDP_MAX_FILE_BYTES; default the safety limit, 200 MB)."""
+    return int(os.environ.get("IDP_MAX_FILE_BYTES") or Limits().max_bytes)
 
 
-def failure_reason(result) -> tuple[str, str, str | None]:
-    """(reason code, message, quarantine uri) of the first failed step of a run."""
+def _uri(path) -> str:
+    return Path(os.path.abspath(os.fspath(path))).as_uri()
+
+
+def release_memory() -> None:
+    """Give memory freed by the last document back to the OS (glibc keeps freed arenas otherwise):
+    the batch's peak RSS is then that of its largest document, not the sum of its fragments."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _interrupted(result) -> bool:
+    """Did the run fail because the batch was asked to stop (Dagster interrupted a step)?"""
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            data = ev.step_failure_data
-            ufd = data.user_failure_data
-            if ufd is not None and "reason" in ufd.metadata:
-                q = ufd.metadata.get("quarantine_uri")
-                return str(ufd.metadata["reason"].value), str(ufd.metadata["message"].value), q.value if q else None
-            err = data.error
-            while err is not None and err.cause is not None:  # the user code's exception, not Dagster's wrapper
-                err = err.cause
-            msg = err.message.strip() if err else "step failed"
-            return "step_failed", f"{ev.step_key}: {msg}", None
-    return "run_failed", "run did not succeed", None
+            src = getattr(ev.step_failure_data, "error_source", None)
+            if src is not None and str(getattr(src, "value", src)).upper() == "INTERRUPT":
+                return True
+        if ev.event_type_value in ("RUN_CANCELED", "PIPELINE_CANCELED"):
+            return True
+    return False
 
 
 class DocumentRunner:
@@ -72,36 +104,72 @@ class DocumentRunner:
         # used directly (outside a run): resolve EnvVar credentials the way a run would
         self.store = resources["document_store"].process_config_and_initialize()
 
-    def register(self, path: Path) -> tuple[str, bytes]:
-        data = path.read_bytes()
+    def register_bytes(self, data: bytes, uri: str, filename: str) -> str:
         doc_id = hashlib.sha256(data).hexdigest()
         # original bytes are kept before anything else happens
         self.store.put_original(doc_id, data)
-        self.store.put_source_record(doc_id, {"uri": path.resolve().as_uri(), "filename": path.name})
+        self.store.put_source_record(doc_id, {"uri": uri, "filename": filename})
         if not self.instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id):
             self.instance.add_dynamic_partitions(DOCUMENTS_PARTITIONS_NAME, [doc_id])
-        return doc_id, data
+        return doc_id
 
-    def process(self, path: Path) -> Outcome:
-        t0 = time.perf_counter()
+    def register(self, path: Path) -> tuple[str, bytes]:
+        inp = classify(os.fspath(path), [os.path.dirname(os.path.abspath(path))], max_bytes=max_input_bytes())
         try:
-            doc_id, _ = self.register(path)
+            data = read_input(inp, max_input_bytes())
+        except InputError as exc:
+            raise OSError(exc.message) from exc
+        return self.register_bytes(data, _uri(path), inp.display.rsplit("/", 1)[-1]), data
+
+    def process(self, path: Path, *, follow_symlinks: bool = False) -> Outcome:
+        inp = classify(os.fspath(path), [os.path.dirname(os.path.abspath(path))], follow_symlinks=follow_symlinks,
+                       max_bytes=max_input_bytes())
+        return self.process_input(inp)
+
+    def refused(self, inp: InputFile, reason: str, message: str) -> Outcome:
+        rec = failed_export(None, _uri(inp.path), display_path(inp.name), reason, message)
+        return Outcome(Path(inp.path), None, "failed", message, reason, rec, 0.0)
+
+    def process_input(self, inp: InputFile, data: bytes | None = None) -> Outcome:
+        t0 = time.perf_counter()
+        if data is None:
+            try:
+                data = read_input(inp, max_input_bytes())
+            except InputError as exc:
+                return self.refused(inp, exc.reason, exc.message)
+        try:
+            doc_id = self.register_bytes(data, _uri(inp.path), display_path(inp.name))
         except OSError as exc:
-            rec = failed_export(None, path.resolve().as_uri(), path.name, "unreadable", str(exc))
-            return Outcome(path, None, "failed", str(exc), "unreadable", rec, time.perf_counter() - t0)
+            rec = failed_export(None, _uri(inp.path), display_path(inp.name), "unreadable", str(exc))
+            return Outcome(Path(inp.path), None, "failed", str(exc), "unreadable", rec, time.perf_counter() - t0)
+        del data  # the run reads the original from the store
+        return self.run(inp, doc_id, t0)
+
+    def run(self, inp: InputFile, doc_id: str, t0: float | None = None) -> Outcome:
+        """Materialize every stage of a registered document."""
+        t0 = time.perf_counter() if t0 is None else t0
+        path, uri, filename = Path(inp.path), _uri(inp.path), display_path(inp.name)
         result = materialize(
             self.assets,
             partition_key=doc_id,
             instance=self.instance,
             resources=self.resources,
             raise_on_error=False,
-            tags={"idp/source_uri": path.resolve().as_uri()[:250], "idp/runner": "idp process"},
+            tags={"idp/source_uri": uri[:250], "idp/runner": "idp process"},
         )
         if result.success:
             record = json.loads(self.store.get(self.store.artifact_key(doc_id, "export.json")))
             return Outcome(path, doc_id, record["status"], None, None, record, time.perf_counter() - t0)
-        reason, message, quarantine_uri = failure_reason(result)
-        rec = failed_export(doc_id, path.resolve().as_uri(), path.name, reason, message)
+        if _interrupted(result):
+            reason, message, quarantine_uri = "interrupted", "the batch was stopped while this document ran", None
+        else:
+            reason, message, quarantine_uri = failure_reason(result)
+        if reason == "stage_timeout" and not quarantine_uri:  # stages without the store: quarantined here
+            try:
+                quarantine_uri = self.store.quarantine(doc_id, reason, message, filename)
+            except Exception:  # noqa: BLE001
+                quarantine_uri = None
+        rec = failed_export(doc_id, uri, filename, reason, message)
         rec["source"]["store_uri"] = self.store.uri(original_key(doc_id))
         rec["quarantine_uri"] = quarantine_uri
         return Outcome(path, doc_id, "failed", message, reason, rec, time.perf_counter() - t0)
@@ -110,10 +178,10 @@ class DocumentRunner:
 def output_name(path: Path, document_id: str | None, taken: set[str]) -> str:
     """`<input file stem>`, made file-system safe (no separators or control characters, at most
     120 characters so that `.fields.csv` etc. still fit); a repeated stem gets `-<hash8>`."""
-    stem = safe_stem(path.name)
+    stem = safe_stem(os.fsencode(os.path.basename(os.fspath(path))).decode("utf-8", "replace"))
     name = stem
     if name in taken:
-        name = f"{stem}-{(document_id or hashlib.sha256(str(path).encode()).hexdigest())[:8]}"
+        name = f"{stem}-{(document_id or hashlib.sha256(os.fsencode(path)).hexdigest())[:8]}"
     i = 2
     base = name
     while name in taken:  # same stem and same content prefix: keep every output
@@ -123,44 +191,263 @@ def output_name(path: Path, document_id: str | None, taken: set[str]) -> str:
     return name
 
 
+# --------------------------------------------------------------------------- stopping
+
+
+class BatchInterrupted(Exception):
+    """The batch stopped on SIGINT/SIGTERM; `exit_code` is 128 + the signal number."""
+
+    def __init__(self, signum: int, outcomes: list[Outcome]):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.outcomes = outcomes
+
+
+class StopSignals:
+    """SIGINT / SIGTERM during a batch: the first asks the batch to stop (the current document is
+    finished or, inside a stage, abandoned: Dagster interrupts the step); if the process is still
+    busy `grace_s` later (stuck in native code), `on_timeout` runs and the process exits.
+
+    The signal is seen through ``signal.set_wakeup_fd`` by a watcher thread, so it is noticed
+    even while Dagster's own interrupt handler is installed or the main thread is in C code.
+    """
+
+    def __init__(self, grace_s: float = DEFAULT_STOP_GRACE_S, on_timeout=None):
+        self.signum: int | None = None
+        self.grace_s = grace_s
+        self.on_timeout = on_timeout
+        self._old: dict[int, object] = {}
+        self._old_wakeup = -1
+        self._pipe: tuple[int, int] | None = None
+        self._watcher: threading.Thread | None = None
+        self._done = threading.Event()
+        self.installed = False
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._old[s] = signal.signal(s, self._handler)
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        self._pipe = (r, w)
+        self._old_wakeup = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        self._watcher = threading.Thread(target=self._watch, name="idp-stop-watcher", daemon=True)
+        self._watcher.start()
+        self.installed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if not self.installed:
+            return
+        signal.set_wakeup_fd(self._old_wakeup)
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        r, w = self._pipe
+        os.close(w)  # the watcher reads EOF and ends
+        self._watcher.join(timeout=2)
+        os.close(r)
+
+    def _handler(self, signum, frame):
+        if self.signum is not None and signum == self.signum:
+            raise KeyboardInterrupt  # asked twice: abandon now
+        self.signum = self.signum or signum
+
+    def _watch(self) -> None:
+        r = self._pipe[0]
+        while True:
+            try:
+                data = os.read(r, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for b in data:
+                if b in (signal.SIGINT, signal.SIGTERM) and not self._done.is_set():
+                    first = self.signum is None
+                    self.signum = self.signum or b
+                    if first:
+                        threading.Thread(target=self._deadline, daemon=True).start()
+
+    def _deadline(self) -> None:
+        if self._done.wait(self.grace_s):
+            return
+        try:
+            sys.stderr.write(f"still busy {self.grace_s:g} s after signal {self.signum}: abandoning the current "
+                             "document and exiting; where it was stuck:\n")
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            if self.on_timeout is not None:
+                self.on_timeout()
+        finally:
+            os._exit(128 + (self.signum or signal.SIGTERM))
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _read_index(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut off by a killed process
+        if isinstance(rec, dict) and "source" in rec:
+            out.append(rec)
+    return out
+
+
+def _finished(rec: dict, out_dir: Path) -> bool:
+    return (bool(rec.get("document_id")) and rec.get("reason") not in RETRY_REASONS
+            and bool(rec.get("output")) and (out_dir / rec["output"]).exists())
+
+
+def _index_line(rec: dict) -> str:
+    return json.dumps(rec, ensure_ascii=False) + "\n"
+
+
 def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: DagsterInstance | None = None,
-                  progress=sys.stderr) -> list[Outcome]:
-    files = iter_inputs(paths)
+                  progress=sys.stderr, *, follow_symlinks: bool = False, reprocess: bool = False,
+                  stop_grace_s: float | None = None) -> list[Outcome]:
+    """Process every input; one record per input in ``<out_dir>/index.jsonl``.
+
+    Documents already finished in `out_dir` (same sha256) are skipped unless `reprocess`.
+    Raises BatchInterrupted after SIGINT/SIGTERM (what was done is recorded).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / INDEX
+    limit = max_input_bytes()
+    inputs = expand(paths, follow_symlinks=follow_symlinks, max_bytes=limit)
+    previous = [] if reprocess else _read_index(index_path)
+    done_before: dict[str, dict] = {}
+    for rec in previous:
+        if _finished(rec, out_dir):
+            done_before[rec["document_id"]] = rec
     runner = DocumentRunner(resources, instance)
     outcomes: list[Outcome] = []
-    taken: set[str] = set()
+    records: list[dict] = []
+    taken: set[str] = {r["output"] for r in done_before.values()}
     done: dict[str, Outcome] = {}
-    with open(out_dir / "index.jsonl", "w", encoding="utf-8") as index:
-        for i, f in enumerate(files, 1):
-            try:
-                digest = hashlib.sha256(f.read_bytes()).hexdigest()
-            except OSError:
-                digest = None
-            if digest and digest in done:  # same bytes again: one partition, one run
-                prev = done[digest]
-                o = Outcome(f, prev.document_id, prev.status, prev.error, prev.reason, prev.record, 0.0)
-            else:
-                o = runner.process(f)
-                if o.document_id:
-                    done[o.document_id] = o
-            name = output_name(f, o.document_id, taken)
-            (out_dir / f"{name}.json").write_text(json.dumps(o.record, ensure_ascii=False, indent=2), encoding="utf-8")
-            for suffix, data in export_files(o.record).items():  # <name>.fields.csv / .lines.csv / .cii.xml
-                (out_dir / f"{name}.{suffix}").write_bytes(data)
-            index.write(json.dumps({
-                "source": str(f), "output": f"{name}.json", "document_id": o.document_id, "status": o.status,
-                "reason": o.reason, "error": o.error, "quarantine": o.record.get("quarantine_uri"),
-                "seconds": round(o.seconds, 3),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }, ensure_ascii=False) + "\n")
+    lock = threading.Lock()
+    index = open(index_path, "w" if reprocess else "a", encoding="utf-8")
+    current: dict = {}
+
+    def write(rec: dict) -> None:
+        with lock:
+            index.write(_index_line(rec))
             index.flush()
-            outcomes.append(o)
-            if progress:
-                msg = f"[{i}/{len(files)}] {o.status:<7} {o.seconds:6.1f}s  {f}"
-                if o.error:
-                    msg += f"  ({o.reason}: {o.error[:160]})"
-                print(msg, file=progress, flush=True)
+
+    def on_timeout() -> None:  # still busy after the grace period: record the document as abandoned
+        if current:
+            try:
+                write({**current, "status": "failed", "reason": "interrupted",
+                       "error": "the batch was stopped; the document was abandoned",
+                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            except Exception:  # noqa: BLE001
+                pass
+
+    grace = float(os.environ.get("IDP_STOP_GRACE_S") or DEFAULT_STOP_GRACE_S) if stop_grace_s is None else stop_grace_s
+    stopper = StopSignals(grace, on_timeout)
+    completed = False
+    try:
+        with stopper:
+            for i, inp in enumerate(inputs, 1):
+                if stopper.signum:
+                    break
+                t0 = time.perf_counter()
+                data = None
+                digest = None
+                skipped = False
+                if inp.ok:
+                    try:
+                        data = read_input(inp, limit)
+                        digest = hashlib.sha256(data).hexdigest()
+                    except InputError as exc:
+                        inp = InputFile(inp.path, reason=exc.reason, message=exc.message)
+                current.clear()
+                current.update({"source": inp.display, "document_id": digest, "output": None})
+                if not inp.ok:
+                    o = runner.refused(inp, inp.reason, inp.message or inp.reason)
+                elif digest in done:  # same bytes again: one partition, one run
+                    prev = done[digest]
+                    o = Outcome(Path(inp.path), prev.document_id, prev.status, prev.error, prev.reason, prev.record, 0.0)
+                elif digest in done_before:  # finished by an earlier run of this batch
+                    rec = done_before[digest]
+                    o = Outcome(Path(inp.path), digest, rec["status"], rec.get("error"), rec.get("reason"), {}, 0.0,
+                                skipped=True)
+                    skipped = True
+                else:
+                    try:  # the original is stored first; the batch then holds no copy of the bytes
+                        doc_id = runner.register_bytes(data, _uri(inp.path), display_path(inp.name))
+                        data = None
+                        o = runner.run(inp, doc_id, t0)
+                    except OSError as exc:
+                        o = runner.refused(inp, "unreadable", str(exc))
+                    if o.status == "failed" and o.document_id and stopper.signum:  # stopped while it ran
+                        o.reason, o.error = "interrupted", "the batch was stopped while this document ran"
+                        o.record = failed_export(o.document_id, o.record["source"]["uri"],
+                                                 o.record["source"]["filename"], o.reason, o.error)
+                    if o.document_id and o.reason != "interrupted":
+                        done[o.document_id] = o
+                del data
+                if skipped:
+                    rec = {**done_before[digest], "source": inp.display}
+                else:
+                    name = output_name(Path(inp.path), o.document_id, taken)
+                    if o.reason != "interrupted":
+                        (out_dir / f"{name}.json").write_text(json.dumps(o.record, ensure_ascii=False, indent=2),
+                                                              encoding="utf-8")
+                        for suffix, blob in export_files(o.record).items():  # <name>.fields.csv / .lines.csv / .cii.xml
+                            (out_dir / f"{name}.{suffix}").write_bytes(blob)
+                    else:
+                        taken.discard(name)
+                    rec = {
+                        "source": o.display, "output": f"{name}.json" if o.reason != "interrupted" else None,
+                        "document_id": o.document_id, "status": o.status,
+                        "reason": o.reason, "error": o.error, "quarantine": o.record.get("quarantine_uri"),
+                        "seconds": round(time.perf_counter() - t0, 3),
+                        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    }
+                    if not is_utf8_name(inp.path):
+                        rec["source_bytes_hex"] = os.fsencode(inp.path).hex()  # a name that is not UTF-8, exactly
+                current.clear()
+                write(rec)
+                if not skipped and o.document_id:
+                    release_memory()
+                records.append(rec)
+                outcomes.append(o)
+                if progress:
+                    status = "skipped" if skipped else o.status
+                    msg = f"[{i}/{len(inputs)}] {status:<7} {0.0 if skipped else rec['seconds']:6.1f}s  {o.display}"
+                    if skipped:
+                        msg += "  (already processed)"
+                    elif o.error:
+                        msg += f"  ({o.reason}: {o.error[:160]})"
+                    print(msg, file=progress, flush=True)
+                if o.reason == "interrupted":
+                    stopper.signum = stopper.signum or signal.SIGINT
+                    break
+            completed = not stopper.signum
+    finally:
+        stopped = stopper.signum
+        index.close()
+        # one record per input: this run's records, then (after a stop) earlier records not redone yet
+        written = {r["source"] for r in records}
+        keep = list(records)
+        if not completed:
+            latest: dict[str, dict] = {}
+            for rec in previous:
+                latest[rec["source"]] = rec
+            keep += [r for s, r in latest.items() if s not in written]
+        tmp = index_path.with_name(f".{INDEX}.tmp")
+        tmp.write_text("".join(_index_line(r) for r in keep), encoding="utf-8")
+        os.replace(tmp, index_path)
+    if stopped:
+        raise BatchInterrupted(stopped, outcomes)
     return outcomes
 
 

@@ -7,8 +7,8 @@ Thin Dagster wiring: the work is in `idp_assets.hybrid_search.embed_document` /
 
 from dagster import AssetExecutionContext, Output, asset
 
-from idp_assets.common import ASSET_GROUP, PARTITIONS, SERVICE_RETRY_POLICY, check_result, check_spec, timed
-from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
+from idp_assets.common import ASSET_GROUP, DOCUMENT_BACKFILL_POLICY, PARTITIONS, SERVICE_RETRY_POLICY, check_result, check_spec, timed
+from idp_assets.budget import budgeted
 from idp_assets.hybrid_search import embed_document, self_retrieval, write_graph
 from idp_assets.logic.llm_entities import LLM_SOURCE, request_llm_entities
 from idp_assets.models import (
@@ -44,6 +44,7 @@ EMBEDDINGS_CODE_VERSION = f"2+{configured_version()}"
         check_spec("embeddings", "self_retrieval", "a sample of chunks is found again (top 10) by its own text"),
     ],
 )
+@budgeted("embeddings")
 def embeddings(
     context: AssetExecutionContext,
     ocr_pages: OcrPages,
@@ -94,6 +95,7 @@ def embeddings(
         check_spec("graph_nodes", "entities_linked", "every entity of the document is mentioned by one of its chunks"),
     ],
 )
+@budgeted("graph_nodes")
 def graph_nodes(
     context: AssetExecutionContext,
     source_documents: SourceDocument,

@@ -3,8 +3,9 @@
 
 from dagster import AssetExecutionContext, Output, asset
 
-from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
-from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
+from idp_assets.common import ASSET_GROUP, DOCUMENT_BACKFILL_POLICY, PARTITIONS, check_result, check_spec, timed
+from idp_assets.budget import budgeted
+from idp_assets.documents import page_source
 from idp_assets.logic.tables import document_tables, normalize_table
 from idp_assets.models import OcrPages, RawPages, Table, Tables
 from resources.storage import DocumentStore
@@ -33,10 +34,11 @@ def find_tables(raw: RawPages, ocr: OcrPages, original: bytes) -> list[Table]:
         check_spec("normalized_tables", "line_item_confidence_in_range", "every line-item confidence is in [0, 1]"),
     ],
 )
+@budgeted("normalized_tables")
 def normalized_tables(
     context: AssetExecutionContext, raw_pages: RawPages, ocr_pages: OcrPages, document_store: DocumentStore
 ):
-    original = document_store.get_original(raw_pages.document_id) if raw_pages.kind == "pdf" else b""
+    original = page_source(document_store, raw_pages) if raw_pages.kind == "pdf" else b""
     with timed() as t:
         tables = find_tables(raw_pages, ocr_pages, original)
     ragged = [i for i, tb in enumerate(tables) if len({len(r) for r in tb.rows}) > 1]

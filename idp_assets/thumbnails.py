@@ -9,8 +9,9 @@ from dagster import AssetExecutionContext, MetadataValue, Output, asset
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from idp_assets.backfill import DOCUMENT_BACKFILL_POLICY
-from idp_assets.common import ASSET_GROUP, PARTITIONS, check_result, check_spec, timed
+from idp_assets.common import ASSET_GROUP, DOCUMENT_BACKFILL_POLICY, PARTITIONS, check_result, check_spec, timed
+from idp_assets.budget import budgeted
+from idp_assets.documents import page_source
 from idp_assets.logic.pages import normalize_image_mode, page_image_loader
 from idp_assets.models import RawPages
 from resources.storage import DocumentStore
@@ -68,7 +69,7 @@ def page_sources(raw: RawPages, store: DocumentStore) -> dict[int, Callable[[], 
     def rendered(page):
         def load():
             if not original:
-                original.append(store.get_original(raw.document_id))
+                original.append(page_source(store, raw))
             dpi = thumbnail_dpi(page.page_width_pt, page.page_height_pt)
             return page_image_loader(original[0], raw, dpi=dpi)(page.number)
         return load
@@ -107,6 +108,7 @@ def preview_markdown(pngs: list[tuple[int, bytes]], uris: dict[int, str], total_
     check_specs=[check_spec("page_thumbnails", "one_per_page", "every page with an image has a thumbnail"),
                  check_spec("page_thumbnails", "max_side", f"no thumbnail is larger than {MAX_SIDE} px")],
 )
+@budgeted("page_thumbnails")
 def page_thumbnails(context: AssetExecutionContext, raw_pages: RawPages, document_store: DocumentStore):
     doc_id = raw_pages.document_id
     thumbs: list[PageThumbnail] = []

@@ -47,6 +47,19 @@ def s3_client(endpoint_url: str | None = None, region_name: str | None = None,
     )
 
 
+def printable(text: str) -> str:
+    """`text` with lone surrogates (bytes of a file name that are not UTF-8) escaped as ``\\xe9``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def original_key(document_id: str) -> str:
     if not _SHA256.match(document_id):
         raise ValueError(f"not a sha256 document id: {document_id!r}")
@@ -148,9 +161,13 @@ class DocumentStore(ConfigurableResource):
         return self.get(original_key(document_id))
 
     def put_source_record(self, document_id: str, record: dict) -> None:
-        """Remember where a document was seen (uri, filename); every sighting is kept."""
+        """Remember where a document was seen (uri, filename); every sighting is kept.
+
+        A file name that is not valid UTF-8 (surrogate escapes from ``os``) is stored escaped
+        (``caf\\xe9.pdf``), never a crash."""
         import json
 
+        record = {k: printable(v) if isinstance(v, str) else v for k, v in record.items()}
         key = safe_key("sources", f"{original_key(document_id).rsplit('/', 1)[-1]}.json")
         sightings = self.get_source_records(document_id)
         if record not in sightings:
@@ -173,7 +190,8 @@ class DocumentStore(ConfigurableResource):
         original_key(document_id)  # validates the id
         key = safe_key("quarantine", document_id)
         self.put(key, self.get_original(document_id))
-        record = {"document_id": document_id, "reason": reason, "message": message, "filename": filename,
+        record = {"document_id": document_id, "reason": reason, "message": message,
+                  "filename": printable(filename) if isinstance(filename, str) else filename,
                   "quarantined_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self.put(safe_key("quarantine", f"{document_id}.json"),
                  json.dumps(record, ensure_ascii=False, indent=1).encode(), "application/json")

@@ -55,7 +55,7 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult
 
 from idp_assets.compute import ocr_compute
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME, documents_partitions
-from resources.storage import DocumentStore
+from resources.storage import DocumentStore, printable
 
 COMPUTE_TAG = "idp/compute"
 PROCESS_JOB_NAME = "process_document"
@@ -114,7 +114,8 @@ class SeenState:
 
     def encode(self) -> str:
         doc = {"seen": self.seen, "failed": self.failed}
-        raw = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+        # surrogatepass: keys of file names that are not UTF-8 round-trip exactly (and never crash a tick)
+        raw = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
         return _CURSOR_PREFIX + base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
 
     @classmethod
@@ -124,12 +125,13 @@ class SeenState:
         try:
             if not cursor.startswith(_CURSOR_PREFIX):
                 raise ValueError("unknown cursor format")
-            doc = json.loads(zlib.decompress(base64.b64decode(cursor[len(_CURSOR_PREFIX) :], validate=True)))
+            raw = zlib.decompress(base64.b64decode(cursor[len(_CURSOR_PREFIX) :], validate=True))
+            doc = json.loads(raw.decode("utf-8", "surrogatepass"))
             seen, failed = doc["seen"], doc["failed"]
             if not isinstance(seen, dict) or not isinstance(failed, dict):
                 raise ValueError("malformed cursor")
             return cls(seen={str(k): str(v) for k, v in seen.items()}, failed=dict(failed))
-        except (ValueError, KeyError, TypeError, zlib.error, binascii.Error) as exc:
+        except (ValueError, KeyError, TypeError, zlib.error, binascii.Error, UnicodeDecodeError) as exc:
             if log is not None:
                 log.warning(f"ignoring unreadable sensor cursor ({exc}); every object will be re-examined once")
             return cls()
@@ -196,10 +198,10 @@ def ingest(
         try:
             data = cand.read()
         except SkipForNow as exc:
-            log.info(f"skipping {cand.uri} for now: {exc}")
+            log.info(printable(f"skipping {cand.uri} for now: {exc}"))
             continue
         except Rejected as exc:
-            log.warning(f"ignoring {cand.uri}: {exc}")
+            log.warning(printable(f"ignoring {cand.uri}: {exc}"))
             state.mark_done(cand)
             continue
         except SourceUnavailable:
@@ -214,13 +216,14 @@ def ingest(
                 )
                 state.mark_done(cand)
             else:
-                log.warning(f"could not read {cand.uri} (attempt {attempts}/{max_read_attempts}): {exc!r}")
+                log.warning(printable(f"could not read {cand.uri} (attempt {attempts}/{max_read_attempts}): {exc!r}"))
             continue
 
         doc_id = document_id_for(data)
         # Originals and the sighting are persisted before Dagster hears about the document.
         store.put_original(doc_id, data)
-        store.put_source_record(doc_id, {"uri": cand.uri, "filename": cand.filename, "seen_at": _now_iso()})
+        uri, filename = printable(cand.uri), printable(cand.filename)  # names that are not UTF-8: escaped
+        store.put_source_record(doc_id, {"uri": uri, "filename": filename, "seen_at": _now_iso()})
         state.mark_done(cand)
         stored += 1
 
@@ -236,7 +239,7 @@ def ingest(
                 run_key=doc_id,
                 partition_key=doc_id,
                 # idp/compute lets the run queue bound GPU runs (tag_concurrency_limits in dagster.postgres.yaml)
-                tags={SOURCE_URI_TAG: cand.uri, SOURCE_FILENAME_TAG: cand.filename, COMPUTE_TAG: ocr_compute()},
+                tags={SOURCE_URI_TAG: uri, SOURCE_FILENAME_TAG: filename, COMPUTE_TAG: ocr_compute()},
             )
         )
 

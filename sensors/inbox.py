@@ -24,8 +24,10 @@ processed files out of it (every original is already in the document store).
 
 Which files are taken
 ---------------------
-* regular files only (no FIFOs/devices), below ``path`` (recursively unless
-  ``recursive=False``);
+* regular files only, below ``path`` (recursively unless ``recursive=False``);
+  a FIFO, socket or device, a dangling symlink or a symlink loop is never opened:
+  it is logged once and remembered in the cursor (like an escaping symlink), so it
+  can never block or fail a tick; a file larger than ``max_file_bytes`` likewise;
 * hidden names (leading ``.``, files and folders) and partial-download suffixes
   (``.tmp``, ``.part``, ``.partial``, ``.crdownload``, ``.download``, ``~``) are
   ignored;
@@ -59,7 +61,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from resources.storage import DocumentStore
+from resources.storage import DocumentStore, printable
 
 from .common import (
     DEFAULT_MAX_PER_TICK,
@@ -86,10 +88,21 @@ class InboxSettings(ConfigurableResource):
     max_per_tick: int = Field(
         default=DEFAULT_MAX_PER_TICK, ge=1, description="files examined per tick; the rest wait for the next"
     )
+    max_file_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="larger files are not read (logged once, remembered)"
+    )
 
 
 def is_ignored_name(name: str) -> bool:
     return name.startswith(".") or name.lower().endswith(IGNORED_SUFFIXES)
+
+
+def _kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return what
+    return "special file"
 
 
 def _inside(path: str, root: str) -> bool:
@@ -149,7 +162,7 @@ def scan_inbox(settings: InboxSettings, log=None, now: float | None = None) -> t
         except OSError as exc:
             complete = False
             if log is not None:
-                log.warning(f"cannot list {os.path.join(root, rel_dir)}: {exc}")
+                log.warning(printable(f"cannot list {os.path.join(root, rel_dir)}: {exc}"))
             continue
         for entry in entries:
             name = entry.name
@@ -158,23 +171,32 @@ def scan_inbox(settings: InboxSettings, log=None, now: float | None = None) -> t
             rel = f"{rel_dir}/{name}" if rel_dir else name
             abs_path = os.path.join(root, rel_dir, name)
             uri = Path(abs_path).as_uri()
+
+            def refuse(version: str, reason: str) -> None:
+                candidates.append(Candidate(key=rel, version=version, uri=uri, filename=name,
+                                            read=_rejecter(printable(reason))))
+
             try:
                 if entry.is_symlink():
-                    target = os.path.realpath(abs_path)
+                    try:
+                        target = os.path.realpath(abs_path, strict=True)
+                    except FileNotFoundError:
+                        refuse(f"dangling:{os.readlink(abs_path)}", "dangling symlink; not followed")
+                        continue
+                    except OSError as exc:
+                        if exc.errno != errno.ELOOP:
+                            raise
+                        refuse(f"loop:{os.readlink(abs_path)}", "symlink loop; not followed")
+                        continue
                     if not _inside(target, root):
-                        candidates.append(
-                            Candidate(
-                                key=rel,
-                                version=f"link:{target}",
-                                uri=uri,
-                                filename=name,
-                                read=_rejecter(f"symlink points outside the inbox ({target}); not followed"),
-                            )
-                        )
+                        refuse(f"link:{target}", f"symlink points outside the inbox ({target}); not followed")
                         continue
                     st = os.stat(target)
+                    if stat.S_ISDIR(st.st_mode):
+                        continue  # links to folders are not entered
                     if not stat.S_ISREG(st.st_mode):
-                        continue  # links to folders are not entered, others are not documents
+                        refuse(f"link:{target}:{st.st_mode:o}", f"symlink to a {_kind(st.st_mode)}; not read")
+                        continue
                     read_path = target
                 elif entry.is_dir(follow_symlinks=False):
                     if settings.recursive:
@@ -182,20 +204,24 @@ def scan_inbox(settings: InboxSettings, log=None, now: float | None = None) -> t
                     continue
                 else:
                     st = entry.stat(follow_symlinks=False)
-                    if not stat.S_ISREG(st.st_mode):
+                    if not stat.S_ISREG(st.st_mode):  # FIFO, socket, device: never opened
+                        refuse(f"special:{st.st_mode:o}:{st.st_mtime_ns}", f"{_kind(st.st_mode)}; not read")
                         continue
                     read_path = abs_path
             except FileNotFoundError:
-                continue  # vanished or dangling link
+                continue  # vanished between listing and stat
             except OSError as exc:
                 if log is not None:
-                    log.warning(f"cannot stat {abs_path}: {exc}")
+                    log.warning(printable(f"cannot stat {abs_path}: {exc}"))
                 complete = False
                 continue
             if now_ns - st.st_mtime_ns < min_age_ns:
                 young += 1
                 continue
             version = f"{st.st_size}:{st.st_mtime_ns}"
+            if st.st_size > settings.max_file_bytes:
+                refuse(version, f"{st.st_size} bytes, more than max_file_bytes={settings.max_file_bytes}; not read")
+                continue
             candidates.append(
                 Candidate(key=rel, version=version, uri=uri, filename=name, read=_make_reader(read_path, version))
             )

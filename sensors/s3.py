@@ -80,6 +80,9 @@ class S3InboxSettings(ConfigurableResource):
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 60.0
     max_attempts: int = Field(default=3, ge=1, description="botocore attempts per request (incl. the first)")
+    max_object_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="larger objects are not read (logged once, remembered)"
+    )
 
     def make_client(self):
         import boto3
@@ -154,6 +157,9 @@ def list_s3(settings: S3InboxSettings, client) -> list[Candidate]:
                 filename = key.rsplit("/", 1)[-1]
                 if is_unsafe_key(key):
                     read = _rejecter("key contains a '..' path segment; not read")
+                elif int(obj.get("Size") or 0) > settings.max_object_bytes:
+                    read = _rejecter(f"{obj.get('Size')} bytes, more than max_object_bytes="
+                                     f"{settings.max_object_bytes}; not read")
                 else:
                     read = _make_reader(client, settings.bucket, key)
                 candidates.append(

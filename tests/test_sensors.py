@@ -455,3 +455,71 @@ def test_s3_missing_bucket_fails_tick(instance, store, s3_client):
     with pytest.raises(SourceUnavailable):
         t.tick()
     assert t.cursor is None
+
+
+# ---------------------------------------------------------------- hostile entries never block a tick
+
+
+def test_special_files_and_broken_links_are_rejected_once_and_never_block(instance, store, inbox):
+    """A FIFO would block read() forever; a symlink loop used to make every listing incomplete."""
+    drop(inbox, "good.pdf", b"good")
+    os.mkfifo(inbox / "fifo_pipe.pdf")
+    os.utime(inbox / "fifo_pipe.pdf", (OLD, OLD))
+    (inbox / "dangling.pdf").symlink_to("nowhere.pdf")
+    (inbox / "loop-a.pdf").symlink_to("loop-b.pdf")
+    (inbox / "loop-b.pdf").symlink_to("loop-a.pdf")
+    (inbox / "to-fifo.pdf").symlink_to("fifo_pipe.pdf")
+    drop(inbox, "huge.pdf", b"x" * 5000)
+    t = inbox_ticker(instance, store, inbox, max_file_bytes=1000)
+    t0 = time.monotonic()
+    r = t.tick()
+    assert time.monotonic() - t0 < 30
+    assert runs(r) == [sha(b"good")]
+    state = SeenState.decode(t.cursor)
+    # each one logged once and remembered: the next tick examines nothing
+    assert {"fifo_pipe.pdf", "dangling.pdf", "loop-a.pdf", "loop-b.pdf", "to-fifo.pdf", "huge.pdf"} <= set(state.seen)
+    assert runs(t.tick()) == []
+    # the listing stays complete: a deleted file is still pruned from the cursor
+    (inbox / "good.pdf").unlink()
+    t.tick()
+    assert "good.pdf" not in SeenState.decode(t.cursor).seen
+
+
+def test_file_name_that_is_not_utf8_is_ingested(instance, store, inbox):
+    name = os.fsdecode(b"rechnung-caf\xe9.pdf")
+    with open(os.path.join(os.fsencode(inbox), os.fsencode(name)), "wb") as f:
+        f.write(b"latin-1 name")
+    os.utime(os.path.join(os.fsencode(inbox), os.fsencode(name)), (OLD, OLD))
+    t = inbox_ticker(instance, store, inbox)
+    r = t.tick()
+    doc = sha(b"latin-1 name")
+    assert runs(r) == [doc]
+    assert store.get_source_records(doc)[0]["filename"] == "rechnung-caf\\xe9.pdf"  # escaped, valid UTF-8
+    assert name in SeenState.decode(t.cursor).seen  # the cursor round-trips the exact name
+    assert runs(t.tick()) == []
+
+
+@pytest.mark.servers
+def test_s3_key_vanishing_between_list_and_get_never_blocks_a_tick(instance, store, s3_client, monkeypatch):
+    import sensors.s3 as mod
+
+    c, b = s3_client.client, s3_client.bucket
+    c.put_object(Bucket=b, Key="in/gone.pdf", Body=b"gone")
+    c.put_object(Bucket=b, Key="in/stays.pdf", Body=b"stays")
+    c.put_object(Bucket=b, Key="in/big.pdf", Body=b"b" * 5000)
+    real_list = mod.list_s3
+
+    def list_then_delete(settings, client):
+        listing = real_list(settings, client)
+        c.delete_object(Bucket=b, Key="in/gone.pdf")  # deleted after the listing, before the read
+        return listing
+
+    monkeypatch.setattr(mod, "list_s3", list_then_delete)
+    t = s3_ticker(instance, store, s3_client, max_object_bytes=1000)
+    r = t.tick()
+    assert runs(r) == [sha(b"stays")]
+    state = SeenState.decode(t.cursor)
+    assert "in/gone.pdf" not in state.seen and not state.failed  # skipped for now, not an error
+    assert "in/big.pdf" in state.seen  # too large: rejected once, never read
+    monkeypatch.setattr(mod, "list_s3", real_list)
+    assert runs(t.tick()) == []

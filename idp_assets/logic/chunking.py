@@ -16,10 +16,12 @@ its chunks instead of adding duplicates.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from idp_assets.models import Chunk, OcrPages, Table
 
+DEFAULT_MAX_CHUNKS = 1000
 _HEADING_WORDS = re.compile(r"[A-Za-zÄÖÜäöüßÀ-ÿ]")
 
 
@@ -56,14 +58,21 @@ def _blocks(text: str) -> tuple[list[str], bool]:
 
 
 def _split_long(b: str, max_chars: int) -> list[str]:
+    """A single huge block cut at whitespace; linear (positions move forward, no re-slicing of the rest)."""
     out = []
-    while len(b) > max_chars:  # a single huge block is cut at whitespace
-        cut = b.rfind(" ", 0, max_chars)
-        cut = cut if cut > max_chars // 2 else max_chars
-        out.append(b[:cut].strip())
-        b = b[cut:].strip()
-    if b:
-        out.append(b)
+    start, n = 0, len(b)
+    while n - start > max_chars:
+        cut = b.rfind(" ", start, start + max_chars)
+        cut = cut if cut > start + max_chars // 2 else start + max_chars
+        piece = b[start:cut].strip()
+        if piece:
+            out.append(piece)
+        start = cut
+        while start < n and b[start].isspace():
+            start += 1
+    rest = b[start:].strip()
+    if rest:
+        out.append(rest)
     return out
 
 
@@ -119,10 +128,22 @@ def _table_parts(table: Table, max_chars: int) -> list[str]:
     return parts
 
 
-def chunk_document(ocr: OcrPages, tables: list[Table], max_chars: int = 800) -> list[Chunk]:
+def max_chunks() -> int:
+    """Chunks embedded per document at most (IDP_MAX_CHUNKS, default 1000: ~800 KB of text); the text of
+    a longer document is still exported and searchable by its first chunks, its tables and its fields."""
+    return int(os.environ.get("IDP_MAX_CHUNKS") or DEFAULT_MAX_CHUNKS)
+
+
+def chunk_document(ocr: OcrPages, tables: list[Table], max_chars: int = 800, limit: int | None = None) -> list[Chunk]:
+    limit = max_chunks() if limit is None else limit
     chunks: list[Chunk] = []
+    table_room = min(len(tables) * 4, limit // 4)  # tables keep a share of the chunks
     for page in ocr.pages:
+        if len(chunks) >= limit - table_room:
+            break
         for i, (heading, opens, text) in enumerate(sections(page.text, max_chars)):
+            if len(chunks) >= limit - table_room:
+                break
             # the id keeps the historical "paragraph" kind so that ids do not change with heading detection
             chunks.append(Chunk(chunk_id=chunk_id(ocr.document_id, page.number, "paragraph", i),
                                 document_id=ocr.document_id, page=page.number,
@@ -131,6 +152,8 @@ def chunk_document(ocr: OcrPages, tables: list[Table], max_chars: int = 800) -> 
         if not render_table(t).strip():
             continue
         for j, text in enumerate(_table_parts(t, max_chars)):
+            if len(chunks) >= limit:
+                return chunks
             chunks.append(Chunk(chunk_id=chunk_id(ocr.document_id, t.page, "table", i if j == 0 else f"{i}.{j}"),
                                 document_id=ocr.document_id, page=t.page, kind="table", text=text))
     return chunks

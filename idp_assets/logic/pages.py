@@ -37,6 +37,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from idp_assets.models import RawPage, RawPages
 
+from . import pdf_guard
+from .textguard import csv_fast, html_text, office_text_max_bytes, wrap_long_lines
+
 __all__ = [
     "DocumentError",
     "ERROR_CODES",
@@ -112,6 +115,11 @@ ERROR_CODES = (
     "file_too_large",
     "archive_bomb",
     "corrupt_office",
+    # a PDF page whose drawing work or memory is beyond limits (idp_assets/logic/pdf_guard.py)
+    "page_too_complex",
+    # standalone e-invoice XML (idp_assets/logic/en16931/intake.py)
+    "corrupt_xml",
+    "unsafe_xml",
 )
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ A4 at 600 dpi; larger images are downscaled
@@ -239,7 +247,7 @@ def sniff_media_type(data: bytes, filename: str = "") -> str:
     head = text[:2048].lstrip().lower()
     if head.startswith("<!doctype html") or "<html" in head[:1024]:
         return "text/html"
-    if head.startswith("<?xml"):
+    if head.startswith("<?xml") or (ext == "xml" and head.startswith("<")):
         return "text/html" if ext in ("html", "htm", "xhtml") else "application/xml"
     if ext in _EXT_MEDIA and _EXT_MEDIA[ext].startswith("text/"):
         return _EXT_MEDIA[ext]
@@ -440,6 +448,86 @@ def render_pdf_page(
         pdf.close()
 
 
+def pdf_page_record(pdf, i: int, dpi: float, max_pixels: int, *, form_values=None,
+                    force_image: bool = False) -> tuple[RawPage, Image.Image | None]:
+    """Page `i` (0-based) of an open pdfium document: its record and, where OCR needs it, its image.
+
+    Filled AcroForm fields (`form_values`, from `pdf_guard.preflight`) are page content for a
+    user: they are added to the text layer as ``label: value`` lines."""
+    try:
+        page = pdf[i]
+    except Exception as exc:  # noqa: BLE001 - pdfium cannot load a broken page object
+        raise DocumentError("corrupt_pdf", f"page {i + 1} cannot be loaded ({exc})") from exc
+    try:
+        width_pt, height_pt = page.get_size()
+        rotation = page.get_rotation() % 360
+        textpage = page.get_textpage()
+        try:
+            text = clean_text_layer(textpage.get_text_range())
+            if form_values:
+                lines = pdf_guard.form_lines(form_values, textpage.get_text_bounded)
+                text = "\n".join(t for t in (text, *lines) if t)
+        finally:
+            textpage.close()
+        text = wrap_long_lines(text)
+        chars = sum(1 for ch in text if not ch.isspace())
+        try:
+            box = page.get_cropbox()
+        except Exception:  # noqa: BLE001
+            box = (0.0, 0.0, width_pt, height_pt)
+        coverage = min(1.0, image_coverage_of_rects(_image_rects(page), box))
+        complete = text_layer_is_complete(chars, coverage, text_validity(text) if chars else 0.0)
+        image = None
+        page_dpi = float(dpi)
+        if not complete or force_image:
+            image, page_dpi = _render(page, dpi, max_pixels)
+        record = RawPage(
+            number=i + 1,
+            width=image.width if image is not None and not complete else 0,
+            height=image.height if image is not None and not complete else 0,
+            dpi=round(page_dpi, 3),
+            rotation=rotation,
+            text_layer=text,
+            text_layer_chars=chars,
+            image_coverage=round(coverage, 4),
+            page_width_pt=round(width_pt, 3),
+            page_height_pt=round(height_pt, 3),
+        )
+        return record, image
+    finally:
+        page.close()
+
+
+def _guarded_pages(data: bytes, n: int, max_pages: int) -> tuple[pdf_guard.Preflight, dict[int, str]]:
+    """Preflight of every page and the pages (0-based) to read in a child process, with why;
+    raises DocumentError("page_too_complex") for a page not worth trying."""
+    pre = pdf_guard.preflight(data, max_pages)
+    risky: dict[int, str] = {}
+    for i in range(n):
+        cost = pre.pages[i] if i < len(pre.pages) and not pre.error else None
+        verdict, why = pdf_guard.risk(cost)
+        if verdict == "hopeless":
+            raise DocumentError("page_too_complex", f"page {i + 1}: {why}")
+        if verdict == "risky":
+            risky[i] = why if cost is not None else f"{why} ({pre.error})"
+    return pre, risky
+
+
+def _isolated_pages(data: bytes, risky: dict[int, str], dpi, max_pixels, pre, *, render: bool = False) -> dict:
+    values = {str(i): [{"rect": v.rect, "name": v.name, "value": v.value} for v in pre.pages[i].form_values]
+              for i in risky if i < len(pre.pages) and pre.pages[i].form_values}
+    job = {"dpi": dpi, "max_pixels": max_pixels, "render": render, "form_values": values}
+    try:
+        return pdf_guard.run_isolated(data, sorted(risky), job)
+    except pdf_guard.IsolatedFailure as exc:
+        i = exc.page - 1
+        if exc.code in ERROR_CODES:
+            raise DocumentError(exc.code, exc.message) from exc
+        raise DocumentError("page_too_complex", f"page {exc.page} ({risky.get(i, 'risky')}): {exc.message}; "
+                            f"limits {pdf_guard.page_timeout_s():g} s and {pdf_guard.child_memory_mb()} MB per page "
+                            "(IDP_PDF_PAGE_TIMEOUT_S, IDP_PDF_CHILD_MEMORY_MB)") from exc
+
+
 def _load_pdf(document_id, data, dpi, max_pages, max_pixels):
     pdf = _open_pdf(data)
     try:
@@ -448,49 +536,26 @@ def _load_pdf(document_id, data, dpi, max_pages, max_pixels):
             raise DocumentError("corrupt_pdf", "the PDF has no pages")
         if n > max_pages:
             raise DocumentError("too_many_pages", f"{n} pages, the limit is {max_pages}")
+        # pages whose drawing could hang or exhaust this process are read in a child process
+        pre, risky = _guarded_pages(data, n, max_pages)
+        isolated = _isolated_pages(data, risky, dpi, max_pixels, pre) if risky else {}
         pages: list[RawPage] = []
         images: list[Image.Image | None] = []
         for i in range(n):
-            try:
-                page = pdf[i]
-            except Exception as exc:  # noqa: BLE001 - pdfium cannot load a broken page object
-                raise DocumentError("corrupt_pdf", f"page {i + 1} cannot be loaded ({exc})") from exc
-            try:
-                width_pt, height_pt = page.get_size()
-                rotation = page.get_rotation() % 360
-                textpage = page.get_textpage()
-                try:
-                    text = clean_text_layer(textpage.get_text_range())
-                finally:
-                    textpage.close()
-                chars = sum(1 for ch in text if not ch.isspace())
-                try:
-                    box = page.get_cropbox()
-                except Exception:  # noqa: BLE001
-                    box = (0.0, 0.0, width_pt, height_pt)
-                coverage = min(1.0, image_coverage_of_rects(_image_rects(page), box))
-                complete = text_layer_is_complete(chars, coverage, text_validity(text) if chars else 0.0)
+            if i in isolated:
+                record = RawPage(**isolated[i]["record"])
+                png = pdf_guard.decode_png(isolated[i].get("png"))
                 image = None
-                page_dpi = float(dpi)
-                if not complete:
-                    image, page_dpi = _render(page, dpi, max_pixels)
-                images.append(image)
-                pages.append(
-                    RawPage(
-                        number=i + 1,
-                        width=image.width if image else 0,
-                        height=image.height if image else 0,
-                        dpi=round(page_dpi, 3),
-                        rotation=rotation,
-                        text_layer=text,
-                        text_layer_chars=chars,
-                        image_coverage=round(coverage, 4),
-                        page_width_pt=round(width_pt, 3),
-                        page_height_pt=round(height_pt, 3),
-                    )
-                )
-            finally:
-                page.close()
+                if png:
+                    with Image.open(io.BytesIO(png)) as im:
+                        im.load()
+                        image = im.copy()
+            else:
+                cost = pre.pages[i] if i < len(pre.pages) and not pre.error else None
+                record, image = pdf_page_record(pdf, i, dpi, max_pixels,
+                                                form_values=cost.form_values if cost else None)
+            images.append(image)
+            pages.append(record)
         return RawPages(document_id=document_id, kind="pdf", pages=pages), images
     finally:
         pdf.close()
@@ -683,11 +748,22 @@ def _table_grid(table, doc) -> list[list[str]]:
 
 
 def _load_office(document_id, data, media_type):
-    if media_type == "text/plain":
+    big_text = media_type in ("text/csv", "text/html", "text/markdown") and len(data) > office_text_max_bytes()
+    if media_type == "text/plain" or big_text:
+        # plain text, and text formats too big for docling (minutes for a few MB): linear stdlib readers
         text = _decode_text(data)
         if text is None:
-            raise DocumentError("office_conversion_failed", "the text file cannot be decoded")
-        markdown, tables = text.replace("\r\n", "\n").strip(), []
+            if big_text:
+                text = data.decode("utf-8", "replace")
+            else:
+                raise DocumentError("office_conversion_failed", "the text file cannot be decoded")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        tables: list = []
+        if media_type == "text/csv":
+            text, tables = csv_fast(text)
+        elif media_type == "text/html":
+            text = html_text(text)
+        markdown = text.strip()
     else:
         from docling.datamodel.base_models import DocumentStream
 
@@ -703,6 +779,7 @@ def _load_office(document_id, data, media_type):
             raise
         except Exception as exc:  # noqa: BLE001 - docling raises many kinds of errors
             raise DocumentError("office_conversion_failed", f"docling could not convert the {ext} file ({exc})") from exc
+    markdown = wrap_long_lines(markdown)  # no line of a hostile one-line file reaches the per-line rules whole
     chars = sum(1 for ch in markdown if not ch.isspace())
     page = RawPage(number=1, width=0, height=0, dpi=0.0, text_layer=markdown, text_layer_chars=chars)
     return (
@@ -763,9 +840,30 @@ def page_image_loader(
 ) -> Callable[[int], Image.Image | None]:
     """A callable page_number -> image, rendering PDF pages on demand (None otherwise)."""
 
+    guard: dict = {}
+
     def load(page_number: int) -> Image.Image | None:
         if raw.kind != "pdf":
             return None
+        if "risky" not in guard:
+            try:
+                guard["pre"], guard["risky"] = _guarded_pages(data, len(raw.pages), max(1000, len(raw.pages)))
+            except DocumentError:
+                guard["pre"], guard["risky"] = None, {i: "too complex" for i in range(len(raw.pages))}
+        i = page_number - 1
+        if i in guard["risky"]:  # drawn in a child process with limits; None if it cannot be
+            if guard["pre"] is None:
+                return None
+            try:
+                got = _isolated_pages(data, {i: guard["risky"][i]}, dpi, max_pixels, guard["pre"], render=True)
+            except DocumentError:
+                return None
+            png = pdf_guard.decode_png(got[i].get("png"))
+            if not png:
+                return None
+            with Image.open(io.BytesIO(png)) as im:
+                im.load()
+                return im.copy()
         return render_pdf_page(data, page_number, dpi=dpi, max_pixels=max_pixels)
 
     return load
