@@ -10,7 +10,7 @@ from __future__ import annotations
 from .model import (Address, AllowanceCharge, Contact, DocumentReference, Identifier, Invoice, InvoiceLine,
                     ItemAttribute, Note, Party, PaymentMeans, Period, PrecedingInvoice, TaxSubtotal, Totals,
                     amount, decimal)
-from .xmlsafe import EInvoiceError, all_, date102, detect_syntax, first, kids, text
+from .xmlsafe import EInvoiceError, all_, date102, detect_syntax, first, kids, identifier, text
 
 __all__ = ["read_cii"]
 
@@ -23,12 +23,6 @@ LINE_DELIVERY = ("SpecifiedLineTradeDelivery", "SpecifiedSupplyChainTradeDeliver
 LINE_SETTLEMENT = ("SpecifiedLineTradeSettlement", "SpecifiedSupplyChainTradeSettlement")
 LINE_SUMMATION = ("SpecifiedTradeSettlementLineMonetarySummation", "SpecifiedTradeSettlementMonetarySummation")
 RATE = ("RateApplicablePercent", "ApplicablePercent")
-
-
-def _ident(el) -> Identifier | None:
-    v = text(el)
-    return Identifier(value=v, scheme=el.get("schemeID") or el.get("listID") or None,
-                      version=el.get("listVersionID") or None) if v else None
 
 
 def _address(el) -> Address | None:
@@ -65,12 +59,12 @@ def _party(el, *, contact: bool = True) -> Party | None:
     return Party(
         name=text(el, "Name"),
         trading_name=trading if trading != text(el, "Name") else None,
-        ids=[i for i in (_ident(x) for x in kids(el, "ID") + kids(el, "GlobalID")) if i],
-        legal_id=_ident(first(legal, "ID")) if legal is not None and first(legal, "ID") is not None else None,
+        ids=[i for i in (identifier(x) for x in kids(el, "ID") + kids(el, "GlobalID")) if i],
+        legal_id=identifier(first(legal, "ID")) if legal is not None and first(legal, "ID") is not None else None,
         legal_info=text(el, "Description"),
         vat_id=vat,
         tax_number=tax,
-        endpoint=_ident(endpoint) if endpoint is not None else None,
+        endpoint=identifier(endpoint) if endpoint is not None else None,
         address=_address(first(el, "PostalTradeAddress")),
         contact=_contact(first(el, "DefinedTradeContact")) if contact else None,
     )
@@ -137,7 +131,7 @@ def _line(item) -> InvoiceLine:
     return InvoiceLine(
         id=text(doc, "LineID"),
         note=text(doc, "IncludedNote", "Content"),
-        object_id=_ident(first(obj, "IssuerAssignedID")) if obj is not None and first(obj, "IssuerAssignedID") is not None else None,
+        object_id=identifier(first(obj, "IssuerAssignedID")) if obj is not None and first(obj, "IssuerAssignedID") is not None else None,
         quantity=decimal(text(qty)),
         unit=qty.get("unitCode") if qty is not None else None,
         net_amount=amount(text(total_el)),
@@ -156,8 +150,8 @@ def _line(item) -> InvoiceLine:
         description=text(product, "Description"),
         seller_item_id=text(product, "SellerAssignedID"),
         buyer_item_id=text(product, "BuyerAssignedID"),
-        standard_id=_ident(first(product, "GlobalID")) if first(product, "GlobalID") is not None else None,
-        classifications=[i for i in (_ident(c) for c in all_(product, "DesignatedProductClassification", "ClassCode")) if i],
+        standard_id=identifier(first(product, "GlobalID")) if first(product, "GlobalID") is not None else None,
+        classifications=[i for i in (identifier(c) for c in all_(product, "DesignatedProductClassification", "ClassCode")) if i],
         origin_country=text(product, "OriginTradeCountry", "ID"),
         attributes=[ItemAttribute(name=text(c, "Description") or "", value=text(c, "Value") or "")
                     for c in all_(product, "ApplicableProductCharacteristic") if text(c, "Description")],

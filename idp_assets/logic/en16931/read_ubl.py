@@ -8,17 +8,11 @@ import re
 from .model import (Address, AllowanceCharge, Contact, DocumentReference, Identifier, Invoice, InvoiceLine,
                     ItemAttribute, Note, Party, PaymentMeans, Period, PrecedingInvoice, TaxSubtotal, Totals,
                     amount, decimal, to_decimal)
-from .xmlsafe import EInvoiceError, all_, detect_syntax, first, iso_date, kids, ln, text
+from .xmlsafe import EInvoiceError, all_, detect_syntax, first, iso_date, kids, ln, identifier, text
 
 __all__ = ["read_ubl"]
 
 _NOTE_CODE = re.compile(r"^\s*#([A-Z]{3})#(.*)$", re.S)
-
-
-def _ident(el) -> Identifier | None:
-    v = text(el)
-    return Identifier(value=v, scheme=el.get("schemeID") or el.get("listID") or None,
-                      version=el.get("listVersionID") or None) if v else None
 
 
 def _address(el) -> Address | None:
@@ -43,7 +37,7 @@ def _party(el, *, with_sepa: bool = False, contact_ok: bool = True) -> Party | N
     legal = first(el, "PartyLegalEntity")
     contact = first(el, "Contact")
     c = Contact(name=text(contact, "Name"), phone=text(contact, "Telephone"), email=text(contact, "ElectronicMail"))
-    ids = [i for i in (_ident(x) for x in all_(el, "PartyIdentification", "ID")) if i]
+    ids = [i for i in (identifier(x) for x in all_(el, "PartyIdentification", "ID")) if i]
     if not with_sepa:
         ids = [i for i in ids if (i.scheme or "").upper() != "SEPA"]
     legal_id = first(legal, "CompanyID")
@@ -53,10 +47,10 @@ def _party(el, *, with_sepa: bool = False, contact_ok: bool = True) -> Party | N
         name=text(legal, "RegistrationName") or text(el, "PartyName", "Name"),
         trading_name=trading if trading != text(legal, "RegistrationName") else None,
         ids=ids,
-        legal_id=_ident(legal_id) if legal_id is not None else None,
+        legal_id=identifier(legal_id) if legal_id is not None else None,
         legal_info=text(legal, "CompanyLegalForm"),
         vat_id=vat, tax_number=tax,
-        endpoint=_ident(endpoint) if endpoint is not None else None,
+        endpoint=identifier(endpoint) if endpoint is not None else None,
         address=_address(first(el, ("PostalAddress", "Address"))),
         contact=c if contact_ok and any(c.model_dump().values()) else None,
     )
@@ -97,7 +91,7 @@ def _line(el) -> InvoiceLine:
     return InvoiceLine(
         id=text(el, "ID"),
         note=text(el, "Note"),
-        object_id=_ident(first(obj, "ID")) if obj is not None and first(obj, "ID") is not None else None,
+        object_id=identifier(first(obj, "ID")) if obj is not None and first(obj, "ID") is not None else None,
         quantity=decimal(text(qty)),
         unit=qty.get("unitCode") if qty is not None else None,
         net_amount=amount(text(el, "LineExtensionAmount")),
@@ -116,8 +110,8 @@ def _line(el) -> InvoiceLine:
         description=text(item, "Description"),
         seller_item_id=text(item, "SellersItemIdentification", "ID"),
         buyer_item_id=text(item, "BuyersItemIdentification", "ID"),
-        standard_id=_ident(std) if std is not None else None,
-        classifications=[i for i in (_ident(c) for c in all_(item, "CommodityClassification", "ItemClassificationCode")) if i],
+        standard_id=identifier(std) if std is not None else None,
+        classifications=[i for i in (identifier(c) for c in all_(item, "CommodityClassification", "ItemClassificationCode")) if i],
         origin_country=text(item, "OriginCountry", "IdentificationCode"),
         attributes=[ItemAttribute(name=text(p, "Name") or "", value=text(p, "Value") or "")
                     for p in kids(item, "AdditionalItemProperty") if text(p, "Name")],
@@ -154,7 +148,7 @@ def read_ubl(root) -> Invoice:
     if location is not None or first(delivery, "DeliveryParty") is not None:
         loc_id = first(location, "ID")
         deliver_to = Party(name=text(delivery, "DeliveryParty", "PartyName", "Name"),
-                           ids=[_ident(loc_id)] if loc_id is not None and _ident(loc_id) else [],
+                           ids=[identifier(loc_id)] if loc_id is not None and identifier(loc_id) else [],
                            address=_address(first(location, "Address")))
         if not any(deliver_to.model_dump(exclude_none=True, exclude_defaults=True).values()):
             deliver_to = None
@@ -163,7 +157,7 @@ def read_ubl(root) -> Invoice:
     for d in kids(root, "AdditionalDocumentReference"):
         ident = first(d, "ID")
         if text(d, "DocumentTypeCode") == "130" and ident is not None:
-            invoiced_object = _ident(ident)
+            invoiced_object = identifier(ident)
             continue
         if ident is None or not text(ident):
             continue

@@ -13,6 +13,8 @@ from typing import Any
 
 from lxml import etree
 
+from .model import Identifier
+
 __all__ = [
     "EInvoiceError", "MAX_XML_BYTES", "NS_CII", "NS_UBL_CREDIT_NOTE", "NS_UBL_INVOICE", "NS_ZF1",
     "detect_syntax", "looks_like_einvoice", "parse_invoice_xml", "parse_root", "safe_parser",
@@ -194,3 +196,10 @@ def iso_date(raw: str | None) -> str | None:
         return date.fromisoformat(raw.strip()[:10]).isoformat()
     except ValueError:
         return None
+
+
+def identifier(el) -> Identifier | None:
+    """An identifier element (CII and UBL alike): its text with schemeID/listID and listVersionID."""
+    v = text(el)
+    return Identifier(value=v, scheme=el.get("schemeID") or el.get("listID") or None,
+                      version=el.get("listVersionID") or None) if v else None
