@@ -22,7 +22,7 @@ export ANONYMIZED_TELEMETRY ?= False
 export DAGSTER_DISABLE_TELEMETRY ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps samples clean lock
+.PHONY: run test install system-deps samples clean lock lock-upgrade
 
 # Debian packages: Tesseract always; the PostgreSQL and RabbitMQ server binaries only where nothing
 # answers on 127.0.0.1:5432 / :5672 (the tests then start private servers from them, tests/fixtures/servers.py).
@@ -48,14 +48,20 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip check
 	touch $(STAMP)
 
-# Re-resolve every dependency (newest releases that pyproject.toml allows) into the lock.
-# Run it when pyproject.toml changes or to take up new releases, then run `make test` and commit both.
+# Resolve pyproject.toml into the lock.  `make lock` keeps every version already locked that still
+# satisfies pyproject.toml (run it after changing dependencies); `make lock-upgrade` takes the newest
+# releases of everything.  Then run `make test` and commit pyproject.toml and the lock together.
+UV_UPGRADE ?=
 lock:
 	@test -x .lock-venv/bin/uv || { $(PY) -m venv .lock-venv && .lock-venv/bin/pip install -q uv==$(UV_VERSION); }
+	@cp $(LOCK) $(LOCK).new 2>/dev/null || true
 	.lock-venv/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 \
-	  --python-platform $(LOCK_PLATFORM) --no-header -o $(LOCK).new
+	  --python-platform $(LOCK_PLATFORM) --no-header $(UV_UPGRADE) -o $(LOCK).new
 	@{ echo "# Every Python dependency, pinned with hashes. Regenerate with 'make lock' (uv $(UV_VERSION))."; \
-	   echo "# Resolved for CPython 3.11 on $(LOCK_PLATFORM)."; cat $(LOCK).new; } > $(LOCK) && rm -f $(LOCK).new
+	   echo "# Resolved for CPython 3.11 on $(LOCK_PLATFORM)."; grep -v '^# Every Python dependency\|^# Resolved for CPython' $(LOCK).new; } > $(LOCK) && rm -f $(LOCK).new
+
+lock-upgrade:
+	$(MAKE) lock UV_UPGRADE=--upgrade
 
 install: $(STAMP)
 

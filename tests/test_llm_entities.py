@@ -160,7 +160,8 @@ def test_wrong_kinds_and_malformed_items_are_dropped(tmp_path, calls):
     answer = json.dumps({"entities": [
         {"kind": "Email", "value": "Jana Schmidt", "evidence": ""},  # kind outside the list
         {"kind": "PhoneNumber", "value": "20457", "evidence": ""},
-        {"kind": "vat_id", "value": "DE123456789", "evidence": ""},  # allowed kind (case-folded), not printed
+        {"kind": "vat_id", "value": "DE136695976", "evidence": ""},  # allowed kind (case-folded), valid, not printed
+        {"kind": "VATId", "value": "DE123456789", "evidence": ""},  # check digit fails
         {"kind": "IBAN", "value": "DE56 1396 2982 5426 0962 08", "evidence": ""},  # checksum fails
         {"kind": "Amount", "value": "twenty", "evidence": ""},  # not an amount
         {"kind": "Person", "value": "Alpha Paper AG", "evidence": ""},  # the rules read it as an Organization
@@ -172,6 +173,7 @@ def test_wrong_kinds_and_malformed_items_are_dropped(tmp_path, calls):
     reasons = {(d["kind"], d["reason"]) for d in outcome.dropped}
     assert ("Email", "kind not allowed") in reasons and ("PhoneNumber", "kind not allowed") in reasons
     assert ("VATId", "not in the document text") in reasons
+    assert ("VATId", "not a valid VAT id") in reasons
     assert ("IBAN", "IBAN checksum fails") in reasons and ("Amount", "not an amount") in reasons
     assert any(k is None and r.startswith("invalid item") for k, r in reasons)
     new = [e.key for e in merged if LLM_SOURCE in e.sources]
