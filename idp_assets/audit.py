@@ -23,8 +23,38 @@ STAGES = ["source_documents", "raw_pages", "ocr_pages", "normalized_tables", "ex
 _INPUT_TAG = "dagster/input_data_version/"
 
 
+_SQLITE_TUNED = False
+
+
+def relax_sqlite_sync() -> None:
+    """SQLite storages of this process commit without an fsync per transaction (``synchronous=NORMAL``).
+
+    Dagster's SQLite run and event-log storages are in WAL mode already; with the default
+    ``synchronous=FULL`` every one of the ~800 commits of a document's run waits for the disk.
+    In WAL mode ``NORMAL`` is still safe against a crash of the process (no corruption, nothing
+    committed is lost); only a power cut can lose the last transactions.  Set
+    ``IDP_SQLITE_SYNCHRONOUS=FULL`` to keep the default.  PostgreSQL instances are not affected.
+    """
+    global _SQLITE_TUNED
+    mode = os.environ.get("IDP_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+    if _SQLITE_TUNED or mode != "NORMAL":
+        return
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragma(dbapi_connection, _record) -> None:  # every new SQLite connection of this process
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute(f"PRAGMA synchronous={mode}")
+
+    _SQLITE_TUNED = True
+
+
 def instance_for(data_dir: str | None = None) -> DagsterInstance:
     """$DAGSTER_HOME's instance when set (the UI's), else a persistent one under the data dir."""
+    relax_sqlite_sync()
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.get()
     home = Path(data_dir or os.environ.get("IDP_DATA_DIR", "./.idp")) / "dagster_home"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from idp_assets.audit import relax_sqlite_sync
 from idp_assets.documents import raw_pages, source_documents
 from idp_assets.executors import build_executor
 from idp_assets.exports import document_exports
@@ -18,6 +19,10 @@ from sensors.backfill import make_backfill_schedule, make_backfill_sensor
 from sensors.common import PROCESS_JOB_NAME
 from sensors.inbox import inbox_sensor
 from sensors.s3 import s3_sensor
+
+# run workers, the daemon and the webserver load these definitions: their SQLite storages commit
+# without an fsync per transaction (WAL + synchronous=NORMAL; IDP_SQLITE_SYNCHRONOUS=FULL keeps the default)
+relax_sqlite_sync()
 
 # the per-document stages (partitioned by document id), in lineage order
 DOCUMENT_ASSETS = [

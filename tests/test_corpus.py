@@ -30,7 +30,9 @@ def corpus_run(tmp_path_factory, corpus, bolt_server):
         mp.setenv(k, v)
     docs = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
     out = tmp / "results"
-    res = CliRunner().invoke(main, ["process", *[str(corpus / d["file"]) for d in docs], "--out", str(out)],
+    # two documents at a time (threads): the whole corpus doubles as a concurrency test of every stage
+    res = CliRunner().invoke(main, ["process", *[str(corpus / d["file"]) for d in docs], "--out", str(out),
+                                    "--workers", "2"],
                              catch_exceptions=False)
     mp.undo()
     assert res.exit_code == 0, res.output

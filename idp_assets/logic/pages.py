@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import threading
 import unicodedata
 import warnings
 import zipfile
@@ -364,6 +365,21 @@ def image_coverage_of_rects(
 # --------------------------------------------------------------------------- PDF
 
 
+# pdfium is not thread-safe, not even across different documents: every use of it in this process
+# (`idp process --workers N` runs documents in threads) holds this lock; pdf_child reads risky
+# pages in a process of its own.
+PDFIUM_LOCK = threading.RLock()
+
+
+def _pdfium_serialised(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with PDFIUM_LOCK:
+            return fn(*args, **kwargs)
+
+    return call
+
+
 def _open_pdf(data: bytes):
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -426,6 +442,7 @@ def _render(page, dpi: float, max_pixels: int) -> tuple[Image.Image, float]:
     return image, scale * 72.0
 
 
+@_pdfium_serialised
 def render_pdf_page(
     data: bytes, page_number: int, *, dpi: float = 300, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
@@ -528,6 +545,7 @@ def _isolated_pages(data: bytes, risky: dict[int, str], dpi, max_pixels, pre, *,
                             "(IDP_PDF_PAGE_TIMEOUT_S, IDP_PDF_CHILD_MEMORY_MB)") from exc
 
 
+@_pdfium_serialised
 def _load_pdf(document_id, data, dpi, max_pages, max_pixels):
     pdf = _open_pdf(data)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from pathlib import Path
@@ -34,6 +35,16 @@ class SqliteBackend(MasterBackend):
         return con
 
     def migrate(self) -> int:
+        """Bring the schema up to date; one migrator at a time per file (threads of `idp process
+        --workers`, run workers of several processes starting on a fresh master at once)."""
+        with _LOCK, open(f"{self.path}.migrate.lock", "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                return self._migrate()
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _migrate(self) -> int:
         con = self._conn()
         try:
             con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,24 @@ __all__ = ["ENV_DIR", "RuleReport", "check_rules", "check_xsd", "rule_findings",
 ENV_DIR = "IDP_EN16931_DIR"
 XSLT_FILES = {"cii": "EN16931-CII-validation.xslt", "ubl": "EN16931-UBL-validation.xslt"}
 SVRL = "{http://purl.oclc.org/dsdl/svrl}"
-_LOCK = threading.RLock()
+_SAXON_LOCK = threading.Lock()
+_XSD_LOCK = threading.Lock()
+_SAXON: ThreadPoolExecutor | None = None
+
+
+def _saxon_thread() -> ThreadPoolExecutor:
+    """The one thread that ever calls into Saxon in this process.
+
+    SaxonC runs in a GraalVM isolate bound to the thread that created it: calls (and the
+    finalizers of Saxon objects) from other threads end the process without a trace, as seen
+    with two documents exported at once (``idp process --workers 2``).  So every Saxon object
+    is created, used and dropped on this thread; callers get plain strings back.
+    """
+    global _SAXON
+    with _SAXON_LOCK:
+        if _SAXON is None:
+            _SAXON = ThreadPoolExecutor(max_workers=1, thread_name_prefix="saxon")
+        return _SAXON
 
 
 def rules_dir() -> Path:
@@ -88,6 +106,13 @@ def _executable(path: str, mtime: float):
     return compiler.compile_stylesheet(stylesheet_file=path)
 
 
+def _transform(path: str, mtime: float, xml_text: str) -> str | None:
+    """Run on the Saxon thread only: the SVRL report of one document."""
+    executable = _executable(path, mtime)
+    node = _processor().parse_xml(xml_text=xml_text)
+    return executable.transform_to_string(xdm_node=node)
+
+
 def _svrl(report_xml: str) -> tuple[int, list[dict]]:
     root = etree.fromstring(report_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False, no_network=True,
                                                                                huge_tree=True))
@@ -117,11 +142,8 @@ def check_rules(xml: bytes, syntax: str | None = None, *, folder: Path | None = 
         return RuleReport(syntax, False, f"EN 16931 rules not checked: {path} not found "
                                          f"(set {ENV_DIR} to the folder with {XSLT_FILES[syntax]})")
     try:
-        with _LOCK:
-            executable = _executable(str(path.resolve()), path.stat().st_mtime)
-            proc = _processor()
-            node = proc.parse_xml(xml_text=etree.tostring(root, encoding="unicode"))
-            out = executable.transform_to_string(xdm_node=node)
+        out = _saxon_thread().submit(_transform, str(path.resolve()), path.stat().st_mtime,
+                                     etree.tostring(root, encoding="unicode")).result()
     except ImportError as e:
         return RuleReport(syntax, False, f"EN 16931 rules not checked: saxonche not installed ({e})")
     except Exception as e:  # noqa: BLE001 - a Saxon failure is a finding, never a crash
@@ -198,7 +220,7 @@ def check_xsd(xml: bytes) -> tuple[bool | None, list[str], str | None]:
     if syntax is None:
         return None, [], None
     name = _schema_name(root, syntax)
-    with _LOCK:
+    with _XSD_LOCK:  # one lxml XMLSchema object per schema: its error_log is not thread-safe
         schema = _schema(name)
         if schema is None:
             return None, [], name

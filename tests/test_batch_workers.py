@@ -1,0 +1,85 @@
+"""`idp process --workers N`: several documents at once in one process, the same records as one at a time.
+
+Each document is still its own Dagster run (lineage per document); the index is in input order, output
+names do not depend on which document finished first, and the same bytes twice are run once.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from dagster import DagsterInstance, RunsFilter
+
+from idp_assets.cli import main
+from idp_assets.samples import INVOICE_LINES, born_digital_pdf
+
+
+@pytest.fixture
+def graph_env(monkeypatch, bolt_server):
+    for k, v in {"IDP_GRAPH_URI": bolt_server.uri, "IDP_GRAPH_USER": bolt_server.user,
+                 "IDP_GRAPH_PASSWORD": bolt_server.password, "IDP_GRAPH_MANAGED": "0",
+                 "IDP_GRAPH_DATABASE": bolt_server.database or "idp"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("IDP_PROCESS_WORKERS", raising=False)
+
+
+def _inputs(folder):
+    folder.mkdir()
+    paths = []
+    for i in range(3):  # distinct bytes, each with its own invoice number
+        lines = [*INVOICE_LINES[:3], (50, 700, 10, f"Rechnungsnummer: RE-WORK-{i:03d}"), *INVOICE_LINES[4:]]
+        p = folder / f"doc-{i}.pdf"
+        p.write_bytes(born_digital_pdf(lines))
+        paths.append(p)
+    dup = folder / "sub"
+    dup.mkdir()
+    (dup / "doc-1.pdf").write_bytes(paths[1].read_bytes())  # same stem and same bytes as doc-1.pdf
+    # input order on the command line: the duplicate right after its original (still running then)
+    return [paths[0], paths[1], dup / "doc-1.pdf", folder / "missing.pdf", paths[2]]
+
+
+def _run(tmp_path, monkeypatch, inputs, workers: int, name: str):
+    monkeypatch.setenv("IDP_DATA_DIR", str(tmp_path / f"data-{name}"))
+    monkeypatch.setenv("IDP_EXPORT_DIR", str(tmp_path / f"exports-{name}"))
+    out = tmp_path / f"out-{name}"
+    res = CliRunner().invoke(main, ["process", *map(str, inputs), "--out", str(out), "--workers", str(workers)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    index = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    return out, index
+
+
+def test_two_workers_give_the_records_of_one_worker(tmp_path, monkeypatch, graph_env):
+    inputs = _inputs(tmp_path / "in")
+    out1, one = _run(tmp_path, monkeypatch, inputs, 1, "one")
+    out2, two = _run(tmp_path, monkeypatch, inputs, 2, "two")
+
+    assert [r["source"] for r in two] == [str(p) for p in inputs]  # input order, whatever finished first
+    assert [(r["status"], r["reason"], r["output"], r["document_id"]) for r in two] == \
+           [(r["status"], r["reason"], r["output"], r["document_id"]) for r in one]
+    assert [r["status"] for r in two] == ["ok", "ok", "ok", "failed", "ok"]
+    assert two[3]["reason"] == "not_found"
+    assert two[1]["document_id"] == two[2]["document_id"] and two[1]["output"] != two[2]["output"]
+    for a, b in zip(one, two):
+        if a["status"] == "ok":
+            ra = json.loads((out1 / a["output"]).read_text())
+            rb = json.loads((out2 / b["output"]).read_text())
+            assert {k: v["value"] for k, v in rb["fields"].items()} == {k: v["value"] for k, v in ra["fields"].items()}
+            assert rb["fields"] and "RE-WORK-" in rb["text"] and rb["text"] == ra["text"]
+    # one Dagster run per distinct document, each tagged with its partition (lineage per document)
+    instance = DagsterInstance.local_temp(str((tmp_path / "data-two" / "dagster_home").resolve()))
+    runs = instance.get_runs(RunsFilter(tags={"idp/runner": "idp process"}))
+    assert sorted(r.tags["dagster/partition"] for r in runs) == sorted({r["document_id"] for r in two if r["document_id"]})
+    assert all(r.is_success for r in runs)
+
+    # the same command again: everything finished is skipped, the index keeps one record per input
+    res = CliRunner().invoke(main, ["process", *map(str, inputs), "--out", str(out2), "--workers", "2"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "5 inputs: 4 processed (4 already before), 1 failed" in res.output
+    again = [json.loads(line) for line in (out2 / "index.jsonl").read_text().splitlines()]
+    assert [r for r in again if r["status"] == "ok"] == [r for r in two if r["status"] == "ok"]  # the very records
+    assert again[3]["reason"] == "not_found"  # tried again: a missing path is no finished document
