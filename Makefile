@@ -12,8 +12,9 @@ LOCK := requirements.lock
 UV_VERSION := 0.13.8
 # the platform the lock is resolved for: glibc >= 2.34 x86-64 Linux, CPython 3.11 (Debian 12 and newer)
 LOCK_PLATFORM := x86_64-manylinux_2_34
-APT_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng tesseract-ocr-osd fonts-dejavu-core
+APT_PACKAGES := tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng tesseract-ocr-osd fonts-dejavu-core chromium chromium-driver
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+API_PID := $(CURDIR)/.idp/api.pid
 export OMP_THREAD_LIMIT ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
@@ -75,12 +76,21 @@ run: install samples
 	$(BIN)/dagster instance concurrency set cpu 2 >/dev/null
 	$(BIN)/dagster instance concurrency set gpu 1 >/dev/null
 	$(BIN)/idp graph-server start
-	@echo "Dagster UI on http://127.0.0.1:3000 - drop documents into ./inbox"
-	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	@# the HTTP API + review page on 127.0.0.1:8000 beside the UI, stopped when `make run` ends (or `make clean`);
+	@# without IDP_API_KEYS / IDP_API_KEYS_FILE a local admin key is made once: .idp/api-dev.key (mode 600)
+	@mkdir -p .idp; if [ -z "$$IDP_API_KEYS$$IDP_API_KEYS_FILE$$IDP_API_JWT_SECRET" ]; then \
+	  export IDP_API_KEYS_FILE=$(CURDIR)/.idp/api-keys.json; test -s .idp/api-dev.key || \
+	  $(BIN)/idp api new-key dev --role admin --append-to .idp/api-keys.json --key-out .idp/api-dev.key; fi; \
+	$(BIN)/idp api serve --host 127.0.0.1 --port 8000 > .idp/api.log 2>&1 & api=$$!; echo $$api > $(API_PID); \
+	trap 'kill $$api 2>/dev/null; rm -f $(API_PID)' EXIT INT TERM; \
+	echo "Dagster UI on http://127.0.0.1:3000 - drop documents into ./inbox"; \
+	echo "API + review page on http://127.0.0.1:8000 (/api/v1/docs, /review; log .idp/api.log)"; \
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 test: system-deps install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
+	-test -f $(API_PID) && kill $$(cat $(API_PID)) 2>/dev/null; rm -f $(API_PID)
 	-$(BIN)/idp graph-server stop
 	rm -rf .idp .dagster_home exports

@@ -43,8 +43,11 @@ def main() -> None:
               help="time budget of one stage per document (repeatable); see README 'Hostile inputs'")
 @click.option("--stage-timeout-scale", type=float, default=None,
               help="multiply every stage budget (0: no budgets); default $IDP_STAGE_TIMEOUT_SCALE or 1")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="documents processed at once (threads sharing models and clients); "
+                   "default $IDP_PROCESS_WORKERS or 1")
 def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None, follow_symlinks: bool, reprocess: bool,
-            stage_timeouts: tuple[str, ...], stage_timeout_scale: float | None) -> None:
+            stage_timeouts: tuple[str, ...], stage_timeout_scale: float | None, workers: int | None) -> None:
     """Run every asset in-process for the given files/folders; write one JSON per document.
 
     Any path is accepted: one that is missing, not a regular file, a symlink leading outside the
@@ -57,7 +60,7 @@ def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None, follow_s
     from idp_assets.audit import instance_for
     from idp_assets.budget import STAGE_BUDGETS
     from idp_assets.exports import ExportTarget
-    from idp_assets.runner import BatchInterrupted, process_paths
+    from idp_assets.runner import BatchInterrupted, default_workers, process_paths
     from idp_assets.settings import build_resources
 
     for spec in stage_timeouts:  # the stages read their budgets from the environment (also in run workers)
@@ -78,11 +81,16 @@ def process(paths: tuple[str, ...], out_dir: str, data_dir: str | None, follow_s
     # runs are recorded in $DAGSTER_HOME's instance, or one under the data dir, so `idp audit` sees them
     try:
         outcomes = process_paths(list(paths), Path(out_dir), resources, instance=instance_for(data_dir),
-                                 follow_symlinks=follow_symlinks, reprocess=reprocess)
+                                 follow_symlinks=follow_symlinks, reprocess=reprocess,
+                                 workers=workers or default_workers())
     except BatchInterrupted as stop:
         click.echo(f"stopped by signal {stop.signum} after {len(stop.outcomes)} inputs; run the same command again "
                    f"to continue -> {out_dir}/index.jsonl", err=True)
-        sys.exit(stop.exit_code)
+        # everything is recorded (index.jsonl rewritten): exit now, without joining document threads
+        # that may still be finishing (--workers > 1) or running interpreter clean-ups
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stop.exit_code)
     except KeyboardInterrupt:
         click.echo(f"interrupted -> {out_dir}/index.jsonl", err=True)
         sys.exit(130)
@@ -218,6 +226,16 @@ main.add_command(search_cmd)
 from idp_assets.metrics import metrics  # noqa: E402
 
 main.add_command(metrics)
+
+
+@main.command("api", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                       "help_option_names": []})
+@click.pass_context
+def api(ctx: click.Context) -> None:
+    """The HTTP API and review page: `idp api serve`, `idp api new-key NAME --role ROLE`."""
+    from idp_api.serve import api_cli  # lazily: the API's dependencies load only for this command
+
+    api_cli.main(args=ctx.args, prog_name="idp api", standalone_mode=True)
 
 
 

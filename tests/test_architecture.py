@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-ROOT_PACKAGES = ("idp_assets", "resources", "sensors")
+ROOT_PACKAGES = ("idp_assets", "resources", "sensors", "idp_api")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 CONTRACTS = {c["id"]: c["name"] for c in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]}
 

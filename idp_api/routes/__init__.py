@@ -1,0 +1,1 @@
+"""The API's routers: documents, search, graph, system (health, metrics), review page."""
