@@ -137,8 +137,11 @@ def test_webserver_binds_loopback_only(webserver):
             s.settimeout(2)
             assert s.connect_ex((ip, webserver.port)) != 0
     # the documented ways to start the UI pass -h 127.0.0.1 too
-    run_line = next(line for line in (REPO / "Makefile").read_text().splitlines() if "dagster dev" in line and "exec" in line)
-    assert "-h 127.0.0.1" in run_line
+    recipe = [line for line in (REPO / "Makefile").read_text().splitlines() if line.startswith("\t")]
+    ui = [line for line in recipe if "$(BIN)/dagster dev" in line]
+    api = [line for line in recipe if "$(BIN)/idp api serve" in line]
+    assert ui and all("-h 127.0.0.1" in line for line in ui), ui
+    assert api and all("--host 127.0.0.1" in line for line in api), api  # the API beside it, too
 
 
 def test_webserver_terminates_cleanly(processed_home, tmp_path):
