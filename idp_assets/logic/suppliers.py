@@ -54,16 +54,16 @@ _OCR_FOLD = str.maketrans({"0": "o", "1": "i", "5": "s", "8": "b", "|": "i"})
 def fold(text: str) -> str:
     """Case and compatibility forms folded; '&' spelled out; dots/apostrophes inside abbreviations joined."""
     s = unicodedata.normalize("NFKC", text or "").casefold()  # 'ß' -> 'ss'; umlauts are kept
-    s = re.sub(r"(?<=[a-z])[!|](?=[a-z])", "", s)  # OCR: 'RES!AURANT' (a lost letter read as punctuation)
+    s = re.sub(r"(?<=[a-z])[!|](?=[a-z])", "", s)  # OCR: 'HO!EL' (a lost letter read as punctuation)
     s = re.sub(r"(?<![\w/])s\s*/\s*b(?![\w/])", " sdn bhd ", s)  # Malaysian 'S/B' = Sdn. Bhd.
     s = s.replace("&", " and ")
-    s = re.sub(r"(?<=\w)[.'\u2019](?=\w)", "", s)  # D.I.Y. -> DIY, Nando's -> Nandos
+    s = re.sub(r"(?<=\w)[.'\u2019](?=\w)", "", s)  # A.B.C. -> ABC, O'Brien's -> OBriens
     s = re.sub(r"[.'\u2019]", " ", s)
     return s
 
 
 def _fold_token(t: str) -> str:
-    # OCR digit/letter confusions only inside mixed tokens ('D1Y' -> 'diy'); pure numbers stay numbers
+    # OCR digit/letter confusions only inside mixed tokens ('B0X' -> 'box'); pure numbers stay numbers
     if any(c.isalpha() for c in t) and any(c.isdigit() for c in t):
         return t.translate(_OCR_FOLD)
     return t
