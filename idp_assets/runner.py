@@ -423,9 +423,9 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             }
             if not is_utf8_name(p.inp.path):
                 rec["source_bytes_hex"] = os.fsencode(p.inp.path).hex()  # a name that is not UTF-8, exactly
-        running.pop(p.i, None)
+        ran = running.pop(p.i, None) is not None
         write(rec)
-        if p.future is not None:
+        if ran:
             release_memory()
         records.append((p.i, rec))
         outcomes.append((p.i, o))
@@ -441,10 +441,10 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
         if o.reason == "interrupted":
             stopper.signum = stopper.signum or signal.SIGINT
 
-    def collect(p: _Pending) -> None:
-        """Wait for a pending run and finish it."""
+    def collect(p: _Pending, outcome=None) -> None:
+        """Finish a run: its outcome from `outcome()`, by default the worker's result (waited for)."""
         try:
-            p.outcome = p.future.result()
+            p.outcome = (outcome or p.future.result)()
         except OSError as exc:
             p.outcome = runner.refused(p.inp, "unreadable", str(exc))
         inflight.pop(p.outcome.document_id or "", None)
@@ -513,13 +513,8 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
                 del data
                 p.name = output_name(Path(inp.path), doc_id, taken)
                 running[i] = {"source": inp.display, "document_id": doc_id, "output": None}
-                if pool is None:
-                    p.future = Future()
-                    try:
-                        p.future.set_result(run_one(p, doc_id))
-                    except OSError as exc:
-                        p.future.set_exception(exc)
-                    collect(p)
+                if pool is None:  # in this (main) thread: Dagster's own interrupt handling applies
+                    collect(p, lambda: run_one(p, doc_id))
                 else:
                     p.future = pool.submit(run_one, p, doc_id)
                     inflight[doc_id] = p
