@@ -17,6 +17,7 @@ import click
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from idp_assets.sqlite_storage import storage_overrides
 
 STAGES = ["source_documents", "raw_pages", "ocr_pages", "normalized_tables", "extracted_fields",
           "supplier_matches", "embeddings", "graph_nodes", "document_exports"]
@@ -59,7 +60,8 @@ def instance_for(data_dir: str | None = None) -> DagsterInstance:
         return DagsterInstance.get()
     home = Path(data_dir or os.environ.get("IDP_DATA_DIR", "./.idp")) / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.local_temp(str(home.resolve()))
+    # Dagster's SQLite layout, with connections kept open (idp_assets/sqlite_storage.py)
+    return DagsterInstance.local_temp(str(home.resolve()), overrides=storage_overrides(str(home.resolve())))
 
 
 def resolve_document_id(instance: DagsterInstance, ref: str) -> str:

@@ -48,6 +48,7 @@ from pathlib import Path
 import click
 
 from idp_assets.bench.ocr import _map, bench_engine
+from idp_assets.sqlite_storage import storage_overrides
 
 BENCH_TRAILER = b"idp-bench-%d"
 SUPPORTED_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg")
@@ -430,7 +431,7 @@ def run_bench_pipeline(files: Sequence[Path], docs: int, modes: Sequence[str], w
             home.mkdir(parents=True, exist_ok=True)
             os.environ["IDP_DATA_DIR"] = str(work / f"data_{mode}")
             resources = build_resources()
-            instance = DagsterInstance.local_temp(str(home))
+            instance = DagsterInstance.local_temp(str(home), overrides=storage_overrides(str(home)))
             try:
                 requests, sensor = sensor_requests(instance, resources, inbox, len(inputs))
                 mode_report, figures = execute_mode(mode, instance, requests, resources, workers)
