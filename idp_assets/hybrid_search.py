@@ -27,6 +27,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
+import numpy as np
+
 from idp_assets.logic.chunking import chunk_document, embedding_input
 from idp_assets.logic.textguard import bounded_pages
 from idp_assets.logic.entities import (
@@ -305,17 +307,20 @@ _STOPWORDS = frozenset(
 )
 
 
-def _keyword_hits(vector_store, text: str, where: dict | None, max_words: int = 3):
-    """[(word, {document_id: (chunk_id, page, text, meta)})] for distinctive words of the query."""
+def _keyword_hits(vector_store, text: str, supplier: str | None, after: str | None, max_words: int = 3):
+    """[(word, {document_id: (chunk_id, page, text, meta)})] for distinctive words of the query
+    (case-insensitive, a word may begin a longer one: resources/keywords.py)."""
     words = []
     for w in re.findall(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'&-]{2,}", text):
         if w.casefold() not in _STOPWORDS and w.casefold() not in {x.casefold() for x in words}:
             words.append(w)
+    supplier_key = (normalize_name(supplier) or supplier) if supplier else None
+    min_date = date_number(after) if after else None
     out = []
     for w in words[:max_words]:
         found: dict[str, tuple] = {}
-        variants = list(dict.fromkeys((w, w.upper(), w.capitalize(), w.lower())))  # $contains is case-sensitive
-        got = vector_store.find_text(variants, limit=KEYWORD_LIMIT, where=where)
+        got = vector_store.find_words(w, limit=KEYWORD_LIMIT, supplier_id=supplier, supplier_key=supplier_key,
+                                      min_date_num=min_date)
         for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
             found.setdefault(meta["document_id"], (cid, meta.get("page") or None, doc, meta))
         if found and len(got["ids"]) < KEYWORD_LIMIT:
@@ -362,9 +367,12 @@ def _fill(vector_store, cands: dict, doc_ids: list[str], qvec: list[float]) -> N
         return
     got = vector_store.collection(CHUNKS_COLLECTION).get(where={"document_id": {"$in": sorted(set(doc_ids))}},
                                                          include=["metadatas", "documents", "embeddings"])
-    for cid, meta, text, emb in zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]):
+    if not got["ids"]:
+        return
+    # both normalised: cosine = dot product, for all chunks at once
+    sims = np.asarray(got["embeddings"], dtype=np.float32) @ np.asarray(qvec, dtype=np.float32)
+    for cid, meta, text, sim in zip(got["ids"], got["metadatas"], got["documents"], sims.tolist()):
         c = cands[meta["document_id"]]
-        sim = float(sum(a * b for a, b in zip(qvec, emb)))  # both normalised: cosine
         if sim > c.vector:
             c.vector = sim
         if not c.meta:
@@ -444,7 +452,7 @@ def search(query: str, embedder, vector_store, graph_store=None, k: int = 10, su
                         c.take_chunk(cid, meta.get("page") or None, text, 2.0, meta, prefer=c.chunk_sim < 2.0)
                         c.why(f"text contains {KIND_LABEL.get(kind, kind)} '{needle}'")
         # 2b. distinctive query words found verbatim in chunk texts (OCR'd names the model does not know)
-        for word, found in _keyword_hits(vector_store, info.text, where):
+        for word, found in _keyword_hits(vector_store, info.text, supplier, after):
             # rarer words weigh more (an idf in miniature): 1 document 0.4 ... KEYWORD_LIMIT documents 0.1
             weight = 0.1 + 0.3 * (1 - math.log(len(found)) / math.log(KEYWORD_LIMIT))
             for doc_id, (cid, page, text, meta) in found.items():

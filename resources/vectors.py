@@ -6,10 +6,16 @@ Collections (cosine space):
 - `entities`: one entry per (document, entity): "Kind: value" embedded; metadata document_id,
   entity_key, kind, value, chunk_id (first mentioning chunk), page.
 Both are replaced per document, so re-materializing a partition never adds duplicates.
+
+In `persistent` mode the chunk texts are also kept in a keyword index (SQLite FTS5,
+`<path>/keywords.sqlite`, resources/keywords.py), written together with `document_chunks`
+and rebuilt from it when behind; `find_words` uses it (a Chroma server has no such
+index: `find_words` then falls back to case variants of `$contains`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Literal
 
@@ -31,6 +37,7 @@ class VectorStore(ConfigurableResource):
 
     _client: object = PrivateAttr(default=None)
     _collections: dict = PrivateAttr(default_factory=dict)
+    _keywords: object = PrivateAttr(default=None)
 
     def client(self):
         with _CLIENT_LOCK:  # chromadb's client cache is not safe against two threads creating the first client
@@ -56,6 +63,33 @@ class VectorStore(ConfigurableResource):
             self._collections[name] = col
         return col
 
+    def keywords(self):
+        """The keyword index of a persistent store (opened and brought up to date once), else None."""
+        if self.mode != "persistent":
+            return None
+        if self._keywords is None:
+            with _CLIENT_LOCK:
+                if self._keywords is None:
+                    from resources.keywords import KeywordIndex
+
+                    index = KeywordIndex(os.path.join(self.path, "keywords.sqlite"))
+                    if index.count() != self.collection(CHUNKS_COLLECTION).count():
+                        self._rebuild_keywords(index)
+                    self._keywords = index
+        return self._keywords
+
+    def _rebuild_keywords(self, index, page: int = 5000) -> None:
+        """Fill the keyword index from the chunks collection (a store written before the index existed)."""
+        col = self.collection(CHUNKS_COLLECTION)
+        index.clear()
+        offset = 0
+        while True:
+            got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            if not got["ids"]:
+                break
+            index.add_many(got["ids"], got["documents"], got["metadatas"])
+            offset += len(got["ids"])
+
     def replace_document_chunks(
         self,
         document_id: str,
@@ -75,17 +109,23 @@ class VectorStore(ConfigurableResource):
             col.delete(ids=stale)
         if ids:
             col.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+        if collection == CHUNKS_COLLECTION and (kw := self.keywords()) is not None:
+            kw.replace_document(document_id, ids, texts, metadatas)
         return len(ids)
 
     def add_many(self, ids, embeddings, texts, metadatas, collection: str = CHUNKS_COLLECTION) -> int:
         """Bulk upsert (benchmarks / re-indexing); callers guarantee ids are stable."""
         if ids:
             self.collection(collection).upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+            if collection == CHUNKS_COLLECTION and (kw := self.keywords()) is not None:
+                kw.add_many(ids, texts, metadatas)
         return len(ids)
 
     def delete_document(self, document_id: str) -> None:
         for name in (CHUNKS_COLLECTION, ENTITIES_COLLECTION):
             self.collection(name).delete(where={"document_id": document_id})
+        if (kw := self.keywords()) is not None:
+            kw.delete_document(document_id)
 
     def query(self, embedding: list[float], k: int = 10, where: dict | None = None,
               collection: str = CHUNKS_COLLECTION, where_document: dict | None = None) -> dict:
@@ -105,6 +145,22 @@ class VectorStore(ConfigurableResource):
         wd = {"$contains": needles[0]} if len(needles) == 1 else {"$or": [{"$contains": n} for n in needles]}
         return self.collection(collection).get(where=where, where_document=wd, limit=limit,
                                                include=["documents", "metadatas"])
+
+    def find_words(self, word: str, limit: int = 50, supplier_id: str | None = None,
+                   supplier_key: str | None = None, min_date_num: int | None = None) -> dict:
+        """Chunks containing the word, case-insensitively, with search's filters (supplier id or key, date)."""
+        kw = self.keywords()
+        if kw is not None:
+            return kw.find(word, limit=limit, supplier_id=supplier_id, supplier_key=supplier_key,
+                           min_date_num=min_date_num)
+        conds: list[dict] = []
+        if supplier_id or supplier_key:
+            conds.append({"$or": [{"supplier_id": supplier_id or ""}, {"supplier_key": supplier_key or ""}]})
+        if min_date_num:
+            conds.append({"date_num": {"$gte": int(min_date_num)}})
+        where = None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
+        variants = list(dict.fromkeys((word, word.upper(), word.capitalize(), word.lower())))
+        return self.find_text(variants, limit=limit, where=where)
 
     def count(self, document_id: str | None = None, collection: str = CHUNKS_COLLECTION) -> int:
         col = self.collection(collection)

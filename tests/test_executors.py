@@ -243,10 +243,11 @@ def _overlap(a: dict, b: dict) -> bool:
 
 
 @pytest.mark.timeout(150)
-def test_multiprocess_executor_honours_pool_limit(tmp_path):
+def test_multiprocess_executor_honours_pool_limit(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the instance config `make run` uses
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # as `make run` sets it (the storage's base_dir)
     instance = DagsterInstance.local_temp(str(home))
     try:
         # limit 1: each step waits up to 6 s for the other to start; the pool must keep it out
