@@ -42,7 +42,8 @@ def create_app(config: ApiConfig | None = None, services: Services | None = None
     app = FastAPI(title="IDP document API", version="1", lifespan=lifespan,
                   description="Upload documents, follow their processing per stage, read fields and exports, "
                               "search, explore the graph; review page at /review.",
-                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs", redoc_url=None)
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None)
+    _mount_docs(app)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(system.router)
@@ -66,6 +67,24 @@ def create_app(config: ApiConfig | None = None, services: Services | None = None
                        max_bytes=config.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(MetricsMiddleware)
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """The Swagger UI page at /api/v1/docs with its script and styles served by this service (the
+    `swagger-ui-bundle` wheel), not from a CDN: the page works on a machine without internet access."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    static = f"{API_PREFIX}/docs/static"
+    app.mount(static, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs_page():
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title="IDP document API",
+                                   swagger_js_url=f"{static}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{static}/swagger-ui.css",
+                                   swagger_favicon_url=f"{static}/favicon-32x32.png")
 
 
 class SecurityHeaders:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from dagster import DagsterInstance, RunsFilter, materialize
+from dagster import DagsterInstance, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from idp_api.intake import ensure_partition
@@ -93,8 +93,7 @@ class Workers:
         ok = False
         try:
             ensure_partition(self.runner.instance, doc_id)  # a job queued just before a crash may lack it
-            result = materialize(self.runner.assets, partition_key=doc_id, instance=self.runner.instance,
-                                 resources=self.runner.resources, raise_on_error=False, tags=run_tags(job))
+            result = self.runner.materialize(doc_id, run_tags(job))
             run_id, ok = result.run_id, result.success
             if not ok:
                 reason = failure_reason(result)[0]

@@ -164,18 +164,16 @@ class DocumentRunner:
         del data  # the run reads the original from the store
         return self.run(inp, doc_id, t0)
 
+    def materialize(self, doc_id: str, tags: dict[str, str]):
+        """One Dagster run of every document stage for a registered partition (failures in the result)."""
+        return materialize(self.assets, partition_key=doc_id, instance=self.instance, resources=self.resources,
+                           raise_on_error=False, tags=tags)
+
     def run(self, inp: InputFile, doc_id: str, t0: float | None = None) -> Outcome:
         """Materialize every stage of a registered document."""
         t0 = time.perf_counter() if t0 is None else t0
         path, uri, filename = Path(inp.path), _uri(inp.path), display_path(inp.name)
-        result = materialize(
-            self.assets,
-            partition_key=doc_id,
-            instance=self.instance,
-            resources=self.resources,
-            raise_on_error=False,
-            tags={"idp/source_uri": uri[:250], "idp/runner": "idp process"},
-        )
+        result = self.materialize(doc_id, {"idp/source_uri": uri[:250], "idp/runner": "idp process"})
         if result.success:
             record = json.loads(self.store.get(self.store.artifact_key(doc_id, "export.json")))
             return Outcome(path, doc_id, record["status"], None, None, record, time.perf_counter() - t0)

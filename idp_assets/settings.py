@@ -80,7 +80,7 @@ def build_resources(env: Mapping[str, str] | None = None, data_dir: str | None =
             mode=env.get("IDP_CHROMA_MODE", "persistent"),
             path=str(data / "chroma"),
             host=env.get("IDP_CHROMA_HOST", "127.0.0.1"),
-            port=int(env.get("IDP_CHROMA_PORT", "8000")),
+            port=int(env.get("IDP_CHROMA_PORT", "8001")),  # 8000 is the API's
         ),
         "graph_store": GraphStore(
             uri=graph_uri,

@@ -33,7 +33,7 @@ class VectorStore(ConfigurableResource):
     mode: Literal["persistent", "http"] = "persistent"
     path: str = Field(default="./.idp_chroma", description="folder for mode=persistent")
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = 8001  # Chroma's own default, 8000, is the document API's port
 
     _client: object = PrivateAttr(default=None)
     _collections: dict = PrivateAttr(default_factory=dict)

@@ -405,6 +405,21 @@ def test_cors_is_off_and_the_server_binds_loopback(api_server):
     assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
 
 
+def test_docs_page_needs_no_internet(api_server):
+    """The Swagger UI page loads its script and styles from this service, never from a CDN."""
+    import re
+
+    with api_server.client("viewer") as c:
+        page = c.get("/api/v1/docs")
+        assert page.status_code == 200 and "/api/v1/openapi.json" in page.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert assets and all(a.startswith("/api/v1/docs/static/") for a in assets), assets
+        for a in assets:
+            r = c.get(a)
+            assert r.status_code == 200 and len(r.content) > 100, a
+        assert "SwaggerUIBundle" in c.get("/api/v1/docs/static/swagger-ui-bundle.js").text
+
+
 # -- review through the API, kept across re-processing ------------------------------------------------------------
 
 
