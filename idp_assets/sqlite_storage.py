@@ -14,7 +14,9 @@ with one engine per database file, kept for the life of the process:
 * the event log, sharded by run (``<run_id>.db``) plus the index shard: the index's
   engine is kept, run shards' engines in a small LRU (``max_open_run_shards``); an
   evicted shard's engine is disposed. Statements on the event log are serialised by
-  Dagster's own lock, exactly as before.
+  Dagster's own lock, exactly as before;
+* ``has_dynamic_partition`` (asked about 180 times per document run) remembers partitions that
+  exist for ``KNOWN_PARTITION_TTL_S``.
 
 Other processes (UI, daemon, run workers) open the same files in WAL mode as they did;
 nothing about the on-disk format changes, so an instance can switch between this class
@@ -24,6 +26,7 @@ and Dagster's ``sqlite`` storage at any time.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +50,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_MAX_OPEN_RUN_SHARDS = 8
+# a partition seen to exist is believed for this long without asking the index again
+KNOWN_PARTITION_TTL_S = 10.0
+_KNOWN_PARTITIONS_MAX = 100_000
 
 
 def _engine(conn_string: str) -> Engine:
@@ -119,7 +125,30 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                  max_open_run_shards: int = DEFAULT_MAX_OPEN_RUN_SHARDS):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._max_open_run_shards = max(1, int(max_open_run_shards))
+        self._known_partitions: dict[tuple[str, str], float] = {}
         super().__init__(base_dir, inst_data=inst_data)
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        """Dagster asks this about 180 times during one document's run; a partition that exists is
+        believed for ``KNOWN_PARTITION_TTL_S`` (deleting it here forgets it at once; a deletion by
+        another process is seen within the TTL)."""
+        key = (partitions_def_name, partition_key)
+        seen = self._known_partitions.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen < KNOWN_PARTITION_TTL_S:
+            return True
+        found = super().has_dynamic_partition(partitions_def_name, partition_key)
+        if found:
+            if len(self._known_partitions) >= _KNOWN_PARTITIONS_MAX:
+                self._known_partitions.clear()
+            self._known_partitions[key] = now
+        else:
+            self._known_partitions.pop(key, None)
+        return found
+
+    def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
+        self._known_partitions.pop((partitions_def_name, partition_key), None)
+        super().delete_dynamic_partition(partitions_def_name, partition_key)
 
     def _shard_engine(self, shard: str) -> Engine:
         """The shard's engine (caller holds ``_db_lock``); the least recently used run shard is closed."""

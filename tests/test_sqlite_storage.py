@@ -113,3 +113,31 @@ def test_wipe_and_delete_release_the_run_files(tmp_path):
     inst.add_dynamic_partitions("things", ["c"])
     assert materialize([thing], partition_key="c", instance=inst).success
     inst.dispose()
+
+
+def test_known_partitions_are_remembered_briefly_and_forgotten_on_delete(tmp_path, monkeypatch):
+    from idp_assets import sqlite_storage
+
+    inst = _pooled(tmp_path / "home")
+    storage = inst.event_log_storage
+    calls = []
+    real = sqlite_storage.SqliteEventLogStorage.has_dynamic_partition
+
+    def counting(self, name, key):
+        calls.append(key)
+        return real(self, name, key)
+
+    monkeypatch.setattr(sqlite_storage.SqliteEventLogStorage, "has_dynamic_partition", counting)
+    assert not inst.has_dynamic_partition("things", "x") and not inst.has_dynamic_partition("things", "x")
+    assert calls == ["x", "x"]  # absence is never remembered
+    inst.add_dynamic_partitions("things", ["x"])
+    assert inst.has_dynamic_partition("things", "x") and inst.has_dynamic_partition("things", "x")
+    assert calls == ["x", "x", "x"]  # the second answer came from memory
+    inst.delete_dynamic_partition("things", "x")
+    assert not inst.has_dynamic_partition("things", "x")
+    assert len(calls) == 4  # asked again after the delete
+    inst.add_dynamic_partitions("things", ["x"])
+    assert inst.has_dynamic_partition("things", "x") and len(calls) == 5
+    storage._known_partitions[("things", "x")] -= sqlite_storage.KNOWN_PARTITION_TTL_S + 1  # expired
+    assert inst.has_dynamic_partition("things", "x") and len(calls) == 6
+    inst.dispose()
