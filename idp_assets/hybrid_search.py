@@ -445,7 +445,10 @@ def search(query: str, embedder, vector_store, graph_store=None, k: int = 10, su
                     continue
                 variants = {raw, norm} | ({" ".join(norm[i:i + 4] for i in range(0, len(norm), 4))} if kind == "IBAN" else set())
                 for needle in sorted(variants):
-                    got = vector_store.find_text(needle, limit=20, where=where)
+                    # whole tokens in order, case-insensitive (resources/keywords.py)
+                    got = vector_store.find_words(needle, limit=20, supplier_id=supplier,
+                                                  supplier_key=(normalize_name(supplier) or supplier) if supplier else None,
+                                                  min_date_num=date_number(after) if after else None, prefix=False)
                     for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
                         c = cand(meta["document_id"])
                         c.exact = max(c.exact, 0.9)

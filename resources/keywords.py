@@ -28,12 +28,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def match_expression(word: str) -> str | None:
-    """FTS5 query: the word's tokens as one phrase, the last one a prefix ("Müller" -> '"Müller"*')."""
+def match_expression(word: str, prefix: bool = True) -> str | None:
+    """FTS5 query: the word's tokens as one phrase, the last one a prefix ("Müller" -> '"Müller"*');
+    without ``prefix`` whole tokens only (identifiers: "RE-2024/0815" -> '"RE 2024 0815"')."""
     tokens = _WORD.findall(word)
     if not tokens:
         return None
-    return '"' + " ".join(tokens) + '"*'  # a phrase; \w tokens hold no quote
+    return '"' + " ".join(tokens) + ('"*' if prefix else '"')  # a phrase; \w tokens hold no quote
 
 
 class KeywordIndex:
@@ -82,12 +83,12 @@ class KeywordIndex:
             return self._conn.execute("SELECT count(*) FROM chunk_words").fetchone()[0]
 
     def find(self, word: str, limit: int = 50, supplier_id: str | None = None, supplier_key: str | None = None,
-             min_date_num: int | None = None) -> dict:
+             min_date_num: int | None = None, prefix: bool = True) -> dict:
         """Chunks containing the word (case and accents ignored; the word may be the start of a longer
         one), as Chroma's ``get`` shapes them: ``{"ids", "documents", "metadatas"}``, best BM25 first.
         ``supplier_id`` / ``supplier_key``: a chunk matching either passes; ``min_date_num``: yyyymmdd,
-        inclusive."""
-        expr = match_expression(word)
+        inclusive; ``prefix=False``: the last token must be whole too."""
+        expr = match_expression(word, prefix=prefix)
         if expr is None:
             return {"ids": [], "documents": [], "metadatas": []}
         sql = "SELECT chunk_id, text, meta FROM chunk_words WHERE chunk_words MATCH ?"

@@ -147,19 +147,20 @@ class VectorStore(ConfigurableResource):
                                                include=["documents", "metadatas"])
 
     def find_words(self, word: str, limit: int = 50, supplier_id: str | None = None,
-                   supplier_key: str | None = None, min_date_num: int | None = None) -> dict:
-        """Chunks containing the word, case-insensitively, with search's filters (supplier id or key, date)."""
+                   supplier_key: str | None = None, min_date_num: int | None = None, prefix: bool = True) -> dict:
+        """Chunks containing the word (its tokens in order; ``prefix``: the last may begin a longer one),
+        case-insensitively, with search's filters (supplier id or key, date)."""
         kw = self.keywords()
         if kw is not None:
             return kw.find(word, limit=limit, supplier_id=supplier_id, supplier_key=supplier_key,
-                           min_date_num=min_date_num)
+                           min_date_num=min_date_num, prefix=prefix)
         conds: list[dict] = []
         if supplier_id or supplier_key:
             conds.append({"$or": [{"supplier_id": supplier_id or ""}, {"supplier_key": supplier_key or ""}]})
         if min_date_num:
             conds.append({"date_num": {"$gte": int(min_date_num)}})
         where = None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
-        variants = list(dict.fromkeys((word, word.upper(), word.capitalize(), word.lower())))
+        variants = [word] if not prefix else list(dict.fromkeys((word, word.upper(), word.capitalize(), word.lower())))
         return self.find_text(variants, limit=limit, where=where)
 
     def count(self, document_id: str | None = None, collection: str = CHUNKS_COLLECTION) -> int:

@@ -77,3 +77,11 @@ def test_vector_store_keeps_the_index_with_the_chunks_and_rebuilds_it(tmp_path):
     again = VectorStore(path=str(tmp_path / "chroma"))
     assert again.find_words("ADLON")["ids"] == ["d1:0"]
     assert again.keywords().count() == again.count()
+
+
+def test_identifiers_match_whole_tokens(index):
+    index.add_many(["d5:0", "d6:0"], ["Rechnung Nr. RE-2024/0815 vom 3.1.", "Rechnung RE-2024/08151"],
+                   [_meta("d5"), _meta("d6")])
+    assert index.find("RE-2024/0815", prefix=False)["ids"] == ["d5:0"]
+    assert index.find("re 2024 0815", prefix=False)["ids"] == ["d5:0"]  # separators and case do not matter
+    assert sorted(index.find("RE-2024/0815")["ids"]) == ["d5:0", "d6:0"]  # as a prefix the longer one matches
