@@ -82,7 +82,11 @@ class _EngineHolder:
                 self._engine = None
 
 
-class PooledSqliteRunStorage(SqliteRunStorage):
+class _PooledConnect:
+    """``connect()`` of Dagster's one-file SQLite storages (runs, schedules) on a kept engine."""
+
+    _conn_string: str
+
     @property
     def _holder(self) -> _EngineHolder:
         holder = self.__dict__.get("_idp_engine")
@@ -101,23 +105,12 @@ class PooledSqliteRunStorage(SqliteRunStorage):
         super().dispose()
 
 
-class PooledSqliteScheduleStorage(SqliteScheduleStorage):
-    @property
-    def _holder(self) -> _EngineHolder:
-        holder = self.__dict__.get("_idp_engine")
-        if holder is None:
-            holder = self.__dict__.setdefault("_idp_engine", _EngineHolder(self._conn_string))
-        return holder
+class PooledSqliteRunStorage(_PooledConnect, SqliteRunStorage):
+    pass
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with self._holder.get().connect() as conn:
-            with conn.begin():
-                yield conn
 
-    def dispose(self) -> None:
-        self._holder.dispose()
-        super().dispose()
+class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):
+    pass
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
