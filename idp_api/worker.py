@@ -19,7 +19,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from idp_api.intake import ensure_partition
 from idp_api.jobs import Job, JobQueue
 from idp_assets.common import failure_reason
-from idp_assets.runner import DocumentRunner, release_memory
+from idp_assets.runner import DocumentRunner, materialize_document, release_memory
 
 log = logging.getLogger("idp_api.worker")
 
@@ -93,7 +93,8 @@ class Workers:
         ok = False
         try:
             ensure_partition(self.runner.instance, doc_id)  # a job queued just before a crash may lack it
-            result = self.runner.materialize(doc_id, run_tags(job))
+            result = materialize_document(self.runner.assets, self.runner.resources, self.runner.instance, doc_id,
+                                          run_tags(job))
             run_id, ok = result.run_id, result.success
             if not ok:
                 reason = failure_reason(result)[0]

@@ -113,6 +113,13 @@ def _interrupted(result) -> bool:
     return False
 
 
+def materialize_document(assets, resources: dict, instance: DagsterInstance, doc_id: str, tags: dict[str, str]):
+    """One Dagster run of every document stage for a registered partition, failures kept in the result
+    (what `idp process` and the API's workers run)."""
+    return materialize(assets, partition_key=doc_id, instance=instance, resources=resources,
+                       raise_on_error=False, tags=tags)
+
+
 class DocumentRunner:
     def __init__(self, resources: dict, instance: DagsterInstance | None = None):
         from idp_assets.definitions import ALL_ASSETS
@@ -165,9 +172,7 @@ class DocumentRunner:
         return self.run(inp, doc_id, t0)
 
     def materialize(self, doc_id: str, tags: dict[str, str]):
-        """One Dagster run of every document stage for a registered partition (failures in the result)."""
-        return materialize(self.assets, partition_key=doc_id, instance=self.instance, resources=self.resources,
-                           raise_on_error=False, tags=tags)
+        return materialize_document(self.assets, self.resources, self.instance, doc_id, tags)
 
     def run(self, inp: InputFile, doc_id: str, t0: float | None = None) -> Outcome:
         """Materialize every stage of a registered document."""
