@@ -51,7 +51,7 @@ from idp_assets.models import (
     SupplierMatch,
     Table,
 )
-from resources.vectors import CHUNKS_COLLECTION, ENTITIES_COLLECTION
+from resources.vectors import CHUNKS_COLLECTION, ENTITIES_COLLECTION, filter_where
 
 # entity kinds matched by meaning and kept in the `entities` collection (identifiers, amounts and
 # dates only match exactly, through the graph and the chunk texts)
@@ -307,20 +307,17 @@ _STOPWORDS = frozenset(
 )
 
 
-def _keyword_hits(vector_store, text: str, supplier: str | None, after: str | None, max_words: int = 3):
+def _keyword_hits(vector_store, text: str, filters: dict, max_words: int = 3):
     """[(word, {document_id: (chunk_id, page, text, meta)})] for distinctive words of the query
     (case-insensitive, a word may begin a longer one: resources/keywords.py)."""
     words = []
     for w in re.findall(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'&-]{2,}", text):
         if w.casefold() not in _STOPWORDS and w.casefold() not in {x.casefold() for x in words}:
             words.append(w)
-    supplier_key = (normalize_name(supplier) or supplier) if supplier else None
-    min_date = date_number(after) if after else None
     out = []
     for w in words[:max_words]:
         found: dict[str, tuple] = {}
-        got = vector_store.find_words(w, limit=KEYWORD_LIMIT, supplier_id=supplier, supplier_key=supplier_key,
-                                      min_date_num=min_date)
+        got = vector_store.find_words(w, limit=KEYWORD_LIMIT, **filters)
         for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
             found.setdefault(meta["document_id"], (cid, meta.get("page") or None, doc, meta))
         if found and len(got["ids"]) < KEYWORD_LIMIT:
@@ -328,18 +325,17 @@ def _keyword_hits(vector_store, text: str, supplier: str | None, after: str | No
     return out
 
 
-def _where(supplier: str | None, after: str | None) -> dict | None:
-    conds: list[dict] = []
-    if supplier:
-        conds.append({"$or": [{"supplier_id": supplier}, {"supplier_key": normalize_name(supplier) or supplier}]})
+def _filters(supplier: str | None, after: str | None) -> dict:
+    """search's filters as `VectorStore.find_words` / `filter_where` take them: a supplier by id or by key,
+    a document date from `after` on (ValueError for a date that is not ISO)."""
+    min_date = None
     if after:
-        n = date_number(after)
-        if not n:
+        min_date = date_number(after)
+        if not min_date:
             raise ValueError(f"--after needs an ISO date (YYYY-MM-DD), got {after!r}")
-        conds.append({"date_num": {"$gte": n}})
-    if not conds:
-        return None
-    return conds[0] if len(conds) == 1 else {"$and": conds}
+    return {"supplier_id": supplier or None,
+            "supplier_key": (normalize_name(supplier) or supplier) if supplier else None,
+            "min_date_num": min_date}
 
 
 def _passes(meta: dict, supplier: str | None, after: str | None) -> bool:
@@ -388,7 +384,8 @@ def search(query: str, embedder, vector_store, graph_store=None, k: int = 10, su
     if not query or not query.strip():
         raise ValueError("empty query")
     t0 = time.perf_counter()
-    where = _where(supplier, after)
+    filters = _filters(supplier, after)
+    where = filter_where(**filters)
     info = parse_query(query)
     qvec = embedder.embed([info.text])[0]
     cands: dict[str, _Cand] = {}
@@ -446,16 +443,14 @@ def search(query: str, embedder, vector_store, graph_store=None, k: int = 10, su
                 variants = {raw, norm} | ({" ".join(norm[i:i + 4] for i in range(0, len(norm), 4))} if kind == "IBAN" else set())
                 for needle in sorted(variants):
                     # whole tokens in order, case-insensitive (resources/keywords.py)
-                    got = vector_store.find_words(needle, limit=20, supplier_id=supplier,
-                                                  supplier_key=(normalize_name(supplier) or supplier) if supplier else None,
-                                                  min_date_num=date_number(after) if after else None, prefix=False)
+                    got = vector_store.find_words(needle, limit=20, prefix=False, **filters)
                     for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
                         c = cand(meta["document_id"])
                         c.exact = max(c.exact, 0.9)
                         c.take_chunk(cid, meta.get("page") or None, text, 2.0, meta, prefer=c.chunk_sim < 2.0)
                         c.why(f"text contains {KIND_LABEL.get(kind, kind)} '{needle}'")
         # 2b. distinctive query words found verbatim in chunk texts (OCR'd names the model does not know)
-        for word, found in _keyword_hits(vector_store, info.text, supplier, after):
+        for word, found in _keyword_hits(vector_store, info.text, filters):
             # rarer words weigh more (an idf in miniature): 1 document 0.4 ... KEYWORD_LIMIT documents 0.1
             weight = 0.1 + 0.3 * (1 - math.log(len(found)) / math.log(KEYWORD_LIMIT))
             for doc_id, (cid, page, text, meta) in found.items():

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 from dagster import DagsterInstance, materialize
 
 from idp_assets.common import failure_reason
@@ -79,26 +80,18 @@ GC_GROWTH_BYTES = int(float(os.environ.get("IDP_GC_GROWTH_MB", "256")) * 1024 * 
 _last_rss = [0]
 
 
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return -1  # unknown: collect every time
-
-
 def release_memory() -> None:
     """Give memory freed by the last document back to the OS (glibc keeps freed arenas otherwise):
     the batch's peak RSS is then that of its largest document, not the sum of its fragments.
     Cyclic garbage is collected first when the process grew by ``GC_GROWTH_BYTES`` since the last time."""
-    rss = _rss_bytes()
-    if rss < 0 or rss - _last_rss[0] > GC_GROWTH_BYTES:
+    process = psutil.Process()
+    if process.memory_info().rss - _last_rss[0] > GC_GROWTH_BYTES:
         gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-    _last_rss[0] = _rss_bytes()
+    _last_rss[0] = process.memory_info().rss
 
 
 def _interrupted(result) -> bool:
@@ -171,14 +164,12 @@ class DocumentRunner:
         del data  # the run reads the original from the store
         return self.run(inp, doc_id, t0)
 
-    def materialize(self, doc_id: str, tags: dict[str, str]):
-        return materialize_document(self.assets, self.resources, self.instance, doc_id, tags)
-
     def run(self, inp: InputFile, doc_id: str, t0: float | None = None) -> Outcome:
         """Materialize every stage of a registered document."""
         t0 = time.perf_counter() if t0 is None else t0
         path, uri, filename = Path(inp.path), _uri(inp.path), display_path(inp.name)
-        result = self.materialize(doc_id, {"idp/source_uri": uri[:250], "idp/runner": "idp process"})
+        result = materialize_document(self.assets, self.resources, self.instance, doc_id,
+                                      {"idp/source_uri": uri[:250], "idp/runner": "idp process"})
         if result.success:
             record = json.loads(self.store.get(self.store.artifact_key(doc_id, "export.json")))
             return Outcome(path, doc_id, record["status"], None, None, record, time.perf_counter() - t0)

@@ -25,7 +25,6 @@ and Dagster's ``sqlite`` storage at any time.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -62,46 +61,22 @@ def _engine(conn_string: str) -> Engine:
                                                     "check_same_thread": False})
 
 
-class _EngineHolder:
-    """One engine per storage, made on first use (thread-safe)."""
-
-    def __init__(self, conn_string: str):
-        self._conn_string, self._engine, self._lock = conn_string, None, threading.Lock()
-
-    def get(self) -> Engine:
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = _engine(self._conn_string)
-        return self._engine
-
-    def dispose(self) -> None:
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-
 class _PooledConnect:
-    """``connect()`` of Dagster's one-file SQLite storages (runs, schedules) on a kept engine."""
+    """``connect()`` of Dagster's one-file SQLite storages (runs, schedules) on an engine kept for the
+    storage's life (``create_engine`` opens nothing; its pool keeps connections between uses)."""
 
-    _conn_string: str
-
-    @property
-    def _holder(self) -> _EngineHolder:
-        holder = self.__dict__.get("_idp_engine")
-        if holder is None:
-            holder = self.__dict__.setdefault("_idp_engine", _EngineHolder(self._conn_string))
-        return holder
+    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
+        self._kept_engine = _engine(conn_string)
+        super().__init__(conn_string, inst_data)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self._holder.get().connect() as conn:
+        with self._kept_engine.connect() as conn:
             with conn.begin():
                 yield conn
 
     def dispose(self) -> None:
-        self._holder.dispose()
+        self._kept_engine.dispose()  # closes the pooled connections; a later connect() opens new ones
         super().dispose()
 
 

@@ -55,20 +55,21 @@ class KeywordIndex:
         return (text or "", chunk_id, meta.get("document_id", ""), meta.get("supplier_id") or "",
                 meta.get("supplier_key") or "", int(meta.get("date_num") or 0), json.dumps(meta, sort_keys=True))
 
+    def _insert(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:  # caller holds the lock
+        self._conn.executemany("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, "
+                               "date_num, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [self._row(i, t, m) for i, t, m in zip(ids, texts, metas)])
+
     def replace_document(self, document_id: str, ids: list[str], texts: list[str], metas: list[dict]) -> None:
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM chunk_words WHERE document_id = ?", (document_id,))
-            self._conn.executemany("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, "
-                                   "date_num, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [self._row(i, t, m) for i, t, m in zip(ids, texts, metas)])
+            self._insert(ids, texts, metas)
 
     def add_many(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:
         """Bulk add; an id already present is replaced."""
         with self._lock, self._conn:
             self._conn.executemany("DELETE FROM chunk_words WHERE chunk_id = ?", [(i,) for i in ids])
-            self._conn.executemany("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, "
-                                   "date_num, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   [self._row(i, t, m) for i, t, m in zip(ids, texts, metas)])
+            self._insert(ids, texts, metas)
 
     def clear(self) -> None:
         with self._lock, self._conn:

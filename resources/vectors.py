@@ -29,6 +29,20 @@ ENTITIES_COLLECTION = "entities"
 _CLIENT_LOCK = threading.RLock()
 
 
+def filter_where(supplier_id: str | None = None, supplier_key: str | None = None,
+                 min_date_num: int | None = None) -> dict | None:
+    """A Chroma ``where`` for chunks of a supplier (by id or by key) dated on or after yyyymmdd."""
+    conds: list[dict] = []
+    supplier = [{f: v} for f, v in (("supplier_id", supplier_id), ("supplier_key", supplier_key)) if v]
+    if supplier:
+        conds.append(supplier[0] if len(supplier) == 1 else {"$or": supplier})
+    if min_date_num:
+        conds.append({"date_num": {"$gte": int(min_date_num)}})
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else {"$and": conds}
+
+
 class VectorStore(ConfigurableResource):
     mode: Literal["persistent", "http"] = "persistent"
     path: str = Field(default="./.idp_chroma", description="folder for mode=persistent")
@@ -154,12 +168,7 @@ class VectorStore(ConfigurableResource):
         if kw is not None:
             return kw.find(word, limit=limit, supplier_id=supplier_id, supplier_key=supplier_key,
                            min_date_num=min_date_num, prefix=prefix)
-        conds: list[dict] = []
-        if supplier_id or supplier_key:
-            conds.append({"$or": [{"supplier_id": supplier_id or ""}, {"supplier_key": supplier_key or ""}]})
-        if min_date_num:
-            conds.append({"date_num": {"$gte": int(min_date_num)}})
-        where = None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
+        where = filter_where(supplier_id, supplier_key, min_date_num)
         variants = [word] if not prefix else list(dict.fromkeys((word, word.upper(), word.capitalize(), word.lower())))
         return self.find_text(variants, limit=limit, where=where)
 
