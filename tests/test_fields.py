@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -525,3 +526,46 @@ def test_labelled_iban_failing_its_check_is_kept_for_review():
     assert {v["rule"]: v["ok"] for v in fx.validation}["iban_checksum"] is False
     ok = extract_fields(["Rechnung Nr. 5\nIBAN : DE02 1203 0000 0000 2020 51"], today=TODAY).fields["iban"]
     assert ok.value == "DE02120300000000202051" and ok.confidence > fx.fields["iban"].confidence
+
+
+# ---------------------------------------------------------------- totals that add up, party blocks
+def test_arithmetic_picks_the_totals_that_add_up():
+    from idp_assets.logic.field_rules.arithmetic import consistent_sets
+
+    # 'Net total' is a gross label on receipts; here net + VAT = payable decides the roles
+    text = ("Rechnung Nr. 77\nDatum 02.05.2024\nPos Menge Preis Betrag\n1 2 400,00 € 800,00 €\n2 1 200,00 € 200,00 €\n"
+            "Net total: 1.000,00 €\nVAT total: 190,00 €\nAmount to transfer: 1.190,00 €")
+    fx = extract_fields([text], today=TODAY)
+    assert (_v(fx, "net_total"), _v(fx, "tax_total"), _v(fx, "total")) == ("1000.00", "190.00", "1190.00")
+    assert any(v["rule"] == "totals_consistent" and v["ok"] for v in fx.validation)
+    # a credit note: every amount negative
+    assert consistent_sets({Decimal("-100.00"), Decimal("-19.00"), Decimal("-119.00")}) == [
+        (Decimal("-100.00"), Decimal("-19.00"), Decimal("-119.00"))]
+    # a 'tax' above any VAT rate is no tax
+    assert consistent_sets({Decimal("100.00"), Decimal("50.00"), Decimal("150.00")}) == []
+
+
+def test_arithmetic_leaves_cash_and_change_alone():
+    # subtotal + change = cash adds up too, but only one of the three carries a total label
+    text = "SHOP SDN BHD\nSUB TOTAL 7.70\nGRAND TOTAL 7.70\nCASH 8.00\nCHANGE DUE 0.30\n29/06/2018"
+    assert _v(extract_fields([text], today=TODAY), "total") == "7.70"
+    text = "CAFE SDN BHD\nSUB TOTAL 295.00\nSERVICE CHARGE 10% 29.50\nGST 6% 19.47\nNETT TOTAL 343.97\n324.50"
+    assert _v(extract_fields([text], today=TODAY), "total") == "343.97"
+
+
+def test_seller_block_skips_identifier_lines_and_reads_name_lines():
+    text = ("Verkäufer:\nNummer : 1234\nGLN 4000001000005\nNordlicht Handel GmbH\nHafenweg 3\nDE 24103 Kiel\n"
+            "Käufer:\nSüdwind AG\nBergstr. 9\nDE 80331 München\nRechnung Nr. 55 vom 01.02.2024")
+    assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Nordlicht Handel GmbH"
+    text = "Seller\nCustomer no.: 4711\nName: Harbour Tools Ltd\nDock Road 1\nInvoice No. 9\nBuyer\nName: Hill Farm Ltd"
+    assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Harbour Tools Ltd"
+
+
+def test_delivery_date_is_not_the_issue_date():
+    text = "Invoice # 2024-118 issued on 2024-03-21\nDate of delivery 2024-03-10\nPlease remit until 2024-04-20."
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "date") == "2024-03-21"
+    assert _v(fx, "due_date") == "2024-04-20"
+    # 'vom' with the invoice reference on the line above
+    fx = extract_fields(["Lieferant GmbH\nRechnung Nr. 881\nvom 03.05.2024\nLieferdatum 28.04.2024"], today=TODAY)
+    assert _v(fx, "date") == "2024-05-03"

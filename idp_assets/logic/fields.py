@@ -46,6 +46,7 @@ from idp_assets.logic.field_rules.amounts import (
     _amount_candidates,
     _tax_candidates,
 )
+from idp_assets.logic.field_rules.arithmetic import solve_totals
 from idp_assets.logic.field_rules.candidates import Candidate, _lines
 from idp_assets.logic.field_rules.checks import _einvoice_fields, _printed_in, validate_fields
 from idp_assets.logic.field_rules.confidence import calibrated, checks_for
@@ -126,10 +127,11 @@ def extract_fields(
         for c in _amount_candidates(lines, _FALLBACK_TOTAL_LABELS, negative=None, which="first", kind="fallback"):
             c.rule = "fallback_" + c.rule
             totals.append(c)
-    put("total", totals)
-    put("net_total", _amount_candidates(lines, _NET_LABELS, negative=re.compile(r"(?i)incl|inkl|brutto|TTC"),
-                                        which="first", kind="net"))
-    put("tax_total", _tax_candidates(lines))
+    nets = _amount_candidates(lines, _NET_LABELS, negative=re.compile(r"(?i)incl|inkl|brutto|TTC"),
+                              which="first", kind="net")
+    amounts = solve_totals(lines, {"total": totals, "net_total": nets, "tax_total": _tax_candidates(lines)})
+    for name in ("total", "net_total", "tax_total"):
+        put(name, amounts[name])
     put("supplier_name", _supplier_candidates(lines), key=_name_key)
     put("iban", _iban_candidates(lines))
     put("vat_id", _vat_candidates(lines))

@@ -14,7 +14,8 @@ _DATE_LABELS = label_patterns("date")  # idp_assets/logic/data/invoice_labels.js
 _NOT_ISSUE_DATE = re.compile(
     r"(?i)(?:Leistungs|Liefer|Bestell|Order|Lieferschein|Auftrag|Vertrags|Versand|Zahlungs|Buchungs)[- ]?(?:datum|date)"
     r"|Leistungszeitraum|Zeitraum|Due|F[äa]llig|Vervaldatum|[ée]ch[ée]ance|Check[ \t]*(?:In|Out)|Period|Termin|"
-    r"Geburts|Orderdatum|valid|g[üu]ltig|expir|bis[ \t]*(?:zum)?$"
+    r"Geburts|Orderdatum|valid|g[üu]ltig|expir|bis[ \t]*(?:zum)?$|"
+    r"deliver|Lieferung|livraison|levering|consegna|entrega|shipp?(?:ed|ing|ment)|Versand"
 )
 
 
@@ -75,10 +76,14 @@ def _date_candidates(lines, today: date) -> list[Candidate]:
                 before = ln[max(0, m.start() - 25): m.end()]
                 if _NOT_ISSUE_DATE.search(before):
                     continue
-                if w < 0.5 and not _INVOICE_CONTEXT.search(ln[: m.start()]):
-                    continue  # 'vom' / 'du' only right after an invoice reference
+                if w < 0.5 and not (_INVOICE_CONTEXT.search(ln[: m.start()]) or (
+                        not ln[: m.start()].strip() and k > 0 and lines[k - 1][0] == pno
+                        and _INVOICE_CONTEXT.search(lines[k - 1][2]))):
+                    continue  # 'vom' / 'du' only right after an invoice reference (same or previous line)
                 rest = _after(ln, m)
                 ds = _dates_in(rest, today)
+                if ds and _NOT_ISSUE_DATE.search(rest[: ds[0].start]):
+                    continue  # 'Date of delivery 10.11.2020'
                 if ds and ds[0].start <= 40:
                     d = ds[0]
                     out.append(Candidate(d.value.isoformat(), d.raw, pno, li, "label", w, _date_ok(d.value, today)))

@@ -57,6 +57,35 @@ def _looks_like_name(s: str) -> bool:
     return len(s) >= 3 and letters >= 3 and letters / max(len(s.replace(" ", "")), 1) >= 0.6
 
 
+_ID_LINE = re.compile(r"(?i)^(?:GLN|GTIN|Lief|USt|VAT|Tax|Steuer)|^[^:]{1,30}:[ \t]*\S*\d")
+SELLER_BLOCK_LINES = 6  # lines under a seller label searched for its name
+
+
+def _seller_block_name(lines, k: int) -> list[Candidate]:
+    """The name in the party block under a seller label standing alone ('Verkäufer' / 'Seller:'):
+    a 'Name:' line, else the first line that looks like a name, skipping identifier lines
+    ('Nummer: 549910', 'GLN 4000001123452') and parenthesised remarks; the block ends at a
+    buyer label or the page end."""
+    pno = lines[k][0]
+    for j in range(k + 1, min(len(lines), k + 1 + SELLER_BLOCK_LINES)):
+        jp, jl, ln = lines[j]
+        if jp != pno or _BUYER_LABEL.match(ln):
+            break
+        m = _NAME_LABEL.match(ln)
+        if m:
+            name = _clean_name(ln[m.end():])
+            if _looks_like_name(name):
+                return [Candidate(name, ln, jp, jl, "seller_label", 0.85)]
+            continue
+        if re.fullmatch(r"\(.*\)", ln) or (_ID_LINE.match(ln) and not _LEGAL_FORM.search(ln)):
+            continue
+        name = _clean_name(_SENDER_SPLIT.split(ln)[0])
+        if _looks_like_name(name) and not re.search(r"\d{3,}", name):
+            return [Candidate(name, ln, jp, jl, "seller_label", 0.85 if j == k + 1 else 0.8)]
+        break
+    return []
+
+
 def _supplier_candidates(lines) -> list[Candidate]:
     out: list[Candidate] = []
     buyer_until = -1
@@ -75,21 +104,8 @@ def _supplier_candidates(lines) -> list[Candidate]:
             rest = _clean_name(m.group(1))
             if rest and _looks_like_name(rest) and not re.search(r"\d{3,}", rest):
                 out.append(Candidate(rest, m.group(1), pno, li, "seller_label", 0.85))
-            elif k + 1 < len(lines):
-                j = k + 1
-                while j < len(lines) - 1 and j <= k + 2 and re.fullmatch(r"\(.*\)", lines[j][2]):
-                    j += 1  # a parenthesised remark under the label
-                nxt = lines[j][2]
-                if not re.match(r"(?i)^(?:GLN|Lief|USt|VAT)", nxt) or _LEGAL_FORM.search(nxt):
-                    name = _clean_name(_SENDER_SPLIT.split(nxt)[0])
-                    if _looks_like_name(name):
-                        out.append(Candidate(name, nxt, pno, lines[j][1], "seller_label", 0.85))
-                # 'Lieferant' / 'GLN ... Lief-Nr' / '<NAME> GMBH'
-                if k + 2 < len(lines) and re.match(r"(?i)^(?:GLN|Lief)", nxt):
-                    nn = lines[k + 2][2]
-                    name = _clean_name(nn)
-                    if _looks_like_name(name):
-                        out.append(Candidate(name, nn, pno, lines[k + 2][1], "seller_label", 0.8))
+            else:
+                out.extend(_seller_block_name(lines, k))
         m = _SOLD_BY.search(ln)
         if m:
             name = _clean_name(_SENDER_SPLIT.split(m.group(1))[0].rstrip("."))
