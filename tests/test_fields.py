@@ -180,10 +180,10 @@ def test_confidence_is_not_constant_and_tracks_ocr_quality():
     once = extract_fields(["Total 12,00 €"], today=TODAY).fields["total"].confidence
     twice = extract_fields(["Total 12,00 €\nGesamtbetrag 12,00 €"], today=TODAY).fields["total"].confidence
     assert twice > once
-    # a date in the future is not validated -> lower confidence than a plausible one
-    past = extract_fields(["Rechnungsdatum 01.02.2020"], today=TODAY).fields["date"].confidence
-    future = extract_fields(["Rechnungsdatum 01.02.2030"], today=TODAY).fields["date"].confidence
-    assert future < past
+    # a date in the future fails its check: never more confident than a plausible one, and always reviewed
+    past = extract_fields(["Rechnungsdatum 01.02.2020"], today=TODAY).fields["date"]
+    future = extract_fields(["Rechnungsdatum 01.02.2030"], today=TODAY).fields["date"]
+    assert future.confidence <= past.confidence and future.needs_review
 
 
 def test_validation_findings():

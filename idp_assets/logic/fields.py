@@ -221,5 +221,8 @@ def apply_confidence_model(fields: dict[str, FieldValue], evidence: dict[str, di
         if not ev.get("validated", True):
             ev["check_fail"] = True
         c, review = calibrated(name, ev)
+        # a failed check always goes to a person, even where the development data held no such failure
+        # for the model to learn a weight from
+        review = review or bool(ev["check_fail"])
         out[name] = fv.model_copy(update={"confidence": fv.confidence if c is None else c, "needs_review": review})
     return out
