@@ -9,7 +9,7 @@ from idp_assets.logic.fields import extract_fields, validate_fields
 from idp_assets.logic.en16931.schematron import check_rules, check_xsd, rule_findings
 from idp_assets.logic.llm_fields import extract_with_llm, merge_llm_fields
 from idp_assets.logic.numbers import parse_amount
-from idp_assets.logic.tables import pdf_layout_text
+from idp_assets.logic.tables import ocr_layout_text, pdf_layout_text
 from idp_assets.logic.textguard import bounded_pages
 from idp_assets.logic.validation import check_line_items_sum
 from idp_assets.models import ExtractedFields, OcrPages, RawPages, Tables
@@ -145,10 +145,12 @@ def extracted_fields(
 ):
     born_digital = [p.number for p in ocr_pages.pages if p.engine == "text_layer"]
     with timed() as t:
-        layout = None
-        if raw_pages.kind == "pdf" and born_digital:
-            def layout():  # only read when the page text leaves a field missing
-                return pdf_layout_text(page_source(document_store, raw_pages), born_digital)
+        def layout():  # only built when the page text leaves a field missing
+            pdf = (pdf_layout_text(page_source(document_store, raw_pages), born_digital)
+                   if raw_pages.kind == "pdf" and born_digital else [])
+            # born-digital pages: pdfplumber's visual lines; OCR'd pages: their words regrouped into lines
+            return [pdf[i] if p.engine == "text_layer" and i < len(pdf) else ocr_layout_text(p.words)
+                    for i, p in enumerate(ocr_pages.pages)]
         found = extract_fields(
             bounded_pages([p.text for p in ocr_pages.pages]),  # rules see at most MAX_RULE_CHARS
             [p.words for p in ocr_pages.pages],

@@ -569,3 +569,29 @@ def test_delivery_date_is_not_the_issue_date():
     # 'vom' with the invoice reference on the line above
     fx = extract_fields(["Lieferant GmbH\nRechnung Nr. 881\nvom 03.05.2024\nLieferdatum 28.04.2024"], today=TODAY)
     assert _v(fx, "date") == "2024-05-03"
+
+
+def test_ocr_read_column_by_column_is_regrouped_into_visual_lines():
+    from idp_assets.logic.tables import ocr_layout_text
+
+    # an engine that read the label column first, then the value column
+    rows = [("Verkäufer", None), ("Name:", "Nordlicht Handel GmbH"), ("USt.-Id.-Nr.:", "DE136695976"),
+            ("Nettobetrag:", "1.000,00 EUR"), ("Umsatzsteuer 19 %:", "190,00 EUR"), ("Gesamtbetrag:", "1.190,00 EUR")]
+    words = []
+    for i, (label, value) in enumerate(rows):
+        y = 100 + 40 * i
+        words.append(OcrWord(text=label, confidence=0.95, bbox=(50, y, 300, y + 25)))
+        if value:
+            words.append(OcrWord(text=value, confidence=0.95, bbox=(400, y + 2, 700, y + 27)))
+    column_text = "\n".join([r[0] for r in rows] + [r[1] for r in rows if r[1]])
+    layout = ocr_layout_text(words)
+    assert "Name: Nordlicht Handel GmbH" in layout.splitlines()
+    fx = extract_fields([column_text], [words], page_confidences=[0.95], today=TODAY,
+                        layout_text_by_page=lambda: [layout])
+    assert _v(fx, "supplier_name") == "Nordlicht Handel GmbH"
+    assert (_v(fx, "net_total"), _v(fx, "tax_total"), _v(fx, "total")) == ("1000.00", "190.00", "1190.00")
+    assert _v(fx, "vat_id") == "DE136695976"
+    # the page text alone cannot pair labels and amounts; a label line ending in ':' is never the name
+    alone = extract_fields([column_text], [words], page_confidences=[0.95], today=TODAY)
+    assert "total" not in alone.fields and "vat_id" not in alone.fields
+    assert _v(alone, "supplier_name") == "Nordlicht Handel GmbH"

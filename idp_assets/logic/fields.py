@@ -69,7 +69,7 @@ __all__ = [
 CORE_FIELDS = ("supplier_name", "invoice_number", "date", "total", "currency")
 
 LAYOUT_FALLBACK_WEIGHT = 0.85  # support of a value read only from re-ordered layout lines
-LAYOUT_FALLBACK_FIELDS = ("invoice_number", "date", "due_date", "iban", "vat_id")
+LAYOUT_FALLBACK_FIELDS = ("invoice_number", "date", "due_date", "iban", "vat_id", "supplier_name")
 
 
 class FieldExtraction(NamedTuple):
@@ -127,9 +127,8 @@ def extract_fields(
         for c in _amount_candidates(lines, _FALLBACK_TOTAL_LABELS, negative=None, which="first", kind="fallback"):
             c.rule = "fallback_" + c.rule
             totals.append(c)
-    nets = _amount_candidates(lines, _NET_LABELS, negative=re.compile(r"(?i)incl|inkl|brutto|TTC"),
-                              which="first", kind="net")
-    amounts = solve_totals(lines, {"total": totals, "net_total": nets, "tax_total": _tax_candidates(lines)})
+    amounts = solve_totals(lines, {"total": totals, "net_total": _net_candidates(lines),
+                                   "tax_total": _tax_candidates(lines)})
     for name in ("total", "net_total", "tax_total"):
         put(name, amounts[name])
     put("supplier_name", _supplier_candidates(lines), key=_name_key)
@@ -138,7 +137,8 @@ def extract_fields(
     put("due_date", _due_date_candidates(lines, today)
         + _payment_terms_candidates(lines, fields["date"].value if "date" in fields else None))
 
-    if callable(layout_text_by_page) and any(n not in fields for n in LAYOUT_FALLBACK_FIELDS):
+    if callable(layout_text_by_page) and (any(n not in fields for n in LAYOUT_FALLBACK_FIELDS)
+                                          or not _amounts_add_up(fields)):
         layout_text_by_page = layout_text_by_page()  # computed only when a field is missing
     if layout_text_by_page and not callable(layout_text_by_page):
         # born-digital text layers can list a label and its value far apart (text-stream
@@ -151,14 +151,24 @@ def extract_fields(
             "iban": (lambda: _iban_candidates(llines), lambda v: v),
             "vat_id": (lambda: _vat_candidates(llines), lambda v: v),
         }
+        fallbacks["supplier_name"] = (lambda: _supplier_candidates(llines), _name_key)
         for name, (make, key) in fallbacks.items():
             if name in fields:
                 continue
-            cands = make()
-            for c in cands:
-                c.rule = "layout_" + c.rule
-                c.strength *= LAYOUT_FALLBACK_WEIGHT
-            put(name, cands, key=key)
+            put(name, _as_layout(make()), key=key)
+        if not _amounts_add_up(fields):
+            # the totals block read in visual lines ('Gesamtbetrag' ... '529,87' from separate OCR
+            # columns), solved together with what the page text gave
+            layout_amounts = {
+                "total": _as_layout(_amount_candidates(llines, _TOTAL_LABELS, negative=_NOT_TOTAL, which="first",
+                                                       kind="total")),
+                "net_total": _as_layout(_net_candidates(llines)),
+                "tax_total": _as_layout(_tax_candidates(llines)),
+            }
+            solved = solve_totals(llines, {k: amounts[k] + v for k, v in layout_amounts.items()})
+            for name in ("total", "net_total", "tax_total"):
+                if name not in fields or any(c.rule == "arithmetic" for c in solved[name]):
+                    put(name, solved[name])
 
     # currency: codes/symbols over the whole text, plus the currency attached to the total
     text = "\n".join(pages)
@@ -207,6 +217,24 @@ def extract_fields(
 
     validation = validate_fields(fields, einvoice=einvoice, text=text, today=today) + cross
     return FieldExtraction(apply_confidence_model(fields, evidence, validation), validation, evidence)
+
+
+def _net_candidates(lines) -> list[Candidate]:
+    return _amount_candidates(lines, _NET_LABELS, negative=re.compile(r"(?i)incl|inkl|brutto|TTC"),
+                              which="first", kind="net")
+
+
+def _as_layout(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates read from re-ordered layout lines: marked as such and weighed down."""
+    for c in cands:
+        c.rule = "layout_" + c.rule
+        c.strength *= LAYOUT_FALLBACK_WEIGHT
+    return cands
+
+
+def _amounts_add_up(fields: dict[str, FieldValue]) -> bool:
+    got = [parse_amount(fields[n].value) if n in fields else None for n in ("net_total", "tax_total", "total")]
+    return None not in got and got[0] + got[1] == got[2]
 
 
 def apply_confidence_model(fields: dict[str, FieldValue], evidence: dict[str, dict],

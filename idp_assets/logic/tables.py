@@ -628,3 +628,12 @@ def pdf_layout_text(pdf_bytes: bytes, page_numbers: Iterable[int] | None = None)
                 page.flush_cache()
             out.append(text)
     return out
+
+
+def ocr_layout_text(words) -> str:
+    """The OCR words (:class:`~idp_assets.models.OcrWord`) of one page in visual line order, so that a
+    label and the value printed beside it share a line even where the engine read the page column by
+    column ('Name:' ... 'Lieferant GmbH')."""
+    ws = [{"text": w.text, "x0": w.bbox[0], "top": w.bbox[1], "x1": w.bbox[2], "bottom": w.bbox[3]}
+          for w in words or () if w.text and w.text.strip()]
+    return "\n".join(" ".join(w["text"] for w in ln) for ln in _lines_of(ws))

@@ -77,8 +77,9 @@ def _seller_block_name(lines, k: int) -> list[Candidate]:
             if _looks_like_name(name):
                 return [Candidate(name, ln, jp, jl, "seller_label", 0.85)]
             continue
-        if re.fullmatch(r"\(.*\)", ln) or (_ID_LINE.match(ln) and not _LEGAL_FORM.search(ln)):
-            continue
+        if (re.fullmatch(r"\(.*\)", ln) or (_ID_LINE.match(ln) and not _LEGAL_FORM.search(ln))
+                or ln.rstrip().endswith(":")):
+            continue  # a remark, an identifier, or a label whose value the OCR put elsewhere
         name = _clean_name(_SENDER_SPLIT.split(ln)[0])
         if _looks_like_name(name) and not re.search(r"\d{3,}", name):
             return [Candidate(name, ln, jp, jl, "seller_label", 0.85 if j == k + 1 else 0.8)]
