@@ -255,3 +255,27 @@ def test_pdf_layout_text_puts_label_and_value_on_one_line(corpus):
     assert len(pages) == 2 and any("Rechnungsnr. 30064443" in ln for ln in pages[0].splitlines())
     assert pdf_layout_text(pdf, [2])[0] == ""
     assert pdf_layout_text(b"not a pdf") == []
+
+
+def test_no_cell_boundary_inside_a_word_of_the_text_layer(corpus):
+    """Every token of every table cell found on a born-digital corpus page is a whole word of that
+    page's text layer: column edges found by alignment or ruling never cut a word in two."""
+    import io
+
+    import pdfplumber
+
+    checked = 0
+    for category in ("tables", "invoices_pdf"):
+        for d in _docs(corpus, category):
+            data = (corpus / d["file"]).read_bytes()
+            tables = extract_pdf_tables(data, None)
+            with pdfplumber.open(io.BytesIO(data)) as pdf:
+                words = {t.page: {w["text"] for w in pdf.pages[t.page - 1].extract_words(
+                    keep_blank_chars=False, use_text_flow=False)} for t in tables}
+            for t in tables:
+                for row in t.rows:
+                    for cell in row:
+                        for tok in cell.split():
+                            assert tok in words[t.page], (d["id"], t.page, cell, tok)
+                            checked += 1
+    assert checked > 500

@@ -272,16 +272,36 @@ def structure_lattice(cells: list[tuple[float, float, float, float]], words: lis
     return [[" ".join(parts) for parts in row] for row in grid]
 
 
+def cells_by_word_centre(grid: list[list[tuple[float, float, float, float] | None]], words: list[dict]) -> list[list[str]]:
+    """Cell texts of a grid of cell boxes (``None`` = no cell) from the page's words: each word goes
+    whole to the cell containing its centre, words of a cell in reading order."""
+    out = []
+    for row in grid:
+        texts = []
+        for box in row:
+            if box is None:
+                texts.append("")
+                continue
+            x0, top, x1, bottom = box
+            inside = [w for w in words
+                      if x0 <= (w["x0"] + w["x1"]) / 2 < x1 and top <= (w["top"] + w["bottom"]) / 2 < bottom]
+            texts.append(_text_of(inside))
+        out.append(texts)
+    return out
+
+
 def _page_tables(page, settings: dict, source: str, text_mode: bool = False) -> list[Table]:
     out: list[Table] = []
     view = page if text_mode else _shading_filter(page)
     words = None
     for t in view.find_tables(table_settings=settings):
+        if words is None:
+            words = page.extract_words(keep_blank_chars=False, use_text_flow=False)
         if text_mode:
-            rows = clean_rows(t.extract())
+            # whole words into the cell that holds their centre: a column edge found by text
+            # alignment never cuts a word ('Prijs p | er stu | k')
+            rows = clean_rows(cells_by_word_centre([[c for c in r.cells] for r in t.rows], words))
         else:
-            if words is None:
-                words = page.extract_words(keep_blank_chars=False, use_text_flow=False)
             try:
                 rows = clean_rows(structure_lattice(list(t.cells), words))
             except Exception as e:  # never lose a table to the refinement step
