@@ -595,3 +595,23 @@ def test_ocr_read_column_by_column_is_regrouped_into_visual_lines():
     alone = extract_fields([column_text], [words], page_confidences=[0.95], today=TODAY)
     assert "total" not in alone.fields and "vat_id" not in alone.fields
     assert _v(alone, "supplier_name") == "Nordlicht Handel GmbH"
+
+
+def test_receipt_rounding_glued_currency_and_ocr_slips():
+    from idp_assets.logic.numbers import find_amounts, find_dates
+
+    # total, a rounding adjustment, then the rounded total paid: the rounded one, even though
+    # subtotal + tax add up to the unrounded one
+    text = ("KEDAI SDN BHD\nSUB TOTAL 32.00\nGST 6% 1.92\nTOTAL RM 33.92\nROUNDING ADJUSTMENT -RM 0.02\n"
+            "TOTAL ROUNDED 33.90\nCASH RM 50.00\nCHANGE RM 16.10")
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "total") == "33.90"
+    assert (_v(fx, "net_total"), _v(fx, "tax_total")) == ("32.00", "1.92")
+    assert [a.value for a in find_amounts("Total RM7.00")] == [Decimal("7.00")]
+    assert find_amounts("ROOM7.00") == []
+    assert _v(extract_fields(["PARKING SDN BHD\nTotal RM7.00\nPaid RM7.00"], today=TODAY), "total") == "7.00"
+    # a year glued to the time; a decimal point read as ':' right after the total label
+    assert [d.value.isoformat() for d in find_dates("Date: 15/07/201712:07")] == ["2017-07-15"]
+    assert find_dates("1/2/20231") == []
+    assert _v(extract_fields(["SHOP SDN BHD\nTOTAL CASH 28:90\nCHANGE 0.00"], today=TODAY), "total") == "28.90"
+    assert "total" not in extract_fields(["SHOP\nOpening hours 10:30 - 22:00"], today=TODAY).fields

@@ -46,7 +46,7 @@ from idp_assets.logic.field_rules.amounts import (
     _amount_candidates,
     _tax_candidates,
 )
-from idp_assets.logic.field_rules.arithmetic import solve_totals
+from idp_assets.logic.field_rules.arithmetic import rounding_adjusted, solve_totals
 from idp_assets.logic.field_rules.candidates import Candidate, _lines
 from idp_assets.logic.field_rules.checks import _einvoice_fields, _printed_in, validate_fields
 from idp_assets.logic.field_rules.confidence import calibrated, checks_for
@@ -127,6 +127,7 @@ def extract_fields(
         for c in _amount_candidates(lines, _FALLBACK_TOTAL_LABELS, negative=None, which="first", kind="fallback"):
             c.rule = "fallback_" + c.rule
             totals.append(c)
+    totals = rounding_adjusted(lines, totals)
     amounts = solve_totals(lines, {"total": totals, "net_total": _net_candidates(lines),
                                    "tax_total": _tax_candidates(lines)})
     for name in ("total", "net_total", "tax_total"):
@@ -157,6 +158,7 @@ def extract_fields(
                 continue
             put(name, _as_layout(make()), key=key)
         if not _amounts_add_up(fields):
+            before_evidence = dict(evidence)
             # the totals block read in visual lines ('Gesamtbetrag' ... '529,87' from separate OCR
             # columns), solved together with what the page text gave
             layout_amounts = {
@@ -166,9 +168,14 @@ def extract_fields(
                 "tax_total": _as_layout(_tax_candidates(llines)),
             }
             solved = solve_totals(llines, {k: amounts[k] + v for k, v in layout_amounts.items()})
+            before = dict(fields)
             for name in ("total", "net_total", "tax_total"):
-                if name not in fields or any(c.rule == "arithmetic" for c in solved[name]):
-                    put(name, solved[name])
+                put(name, solved[name])
+            if not _amounts_add_up(fields):  # no better: keep what the page text gave, fill only gaps
+                for name in ("total", "net_total", "tax_total"):
+                    if name in before:
+                        fields[name] = before[name]
+                        evidence[name] = before_evidence[name]
 
     # currency: codes/symbols over the whole text, plus the currency attached to the total
     text = "\n".join(pages)

@@ -162,6 +162,9 @@ def find_amounts(text: str, require_decimals: bool = True) -> list[AmountMatch]:
             end = m.start("cur2")  # '$ 112.90 $ 16.94': the second '$' belongs to the next amount
         raw = s[start:end].strip()
         val = parse_amount(raw)
+        if val is None and m.group("cur1"):
+            # a currency code glued to the figure ('RM7.00', 'EUR12,50'), as receipts and OCR print it
+            val = parse_amount(s[start:m.start("cur1")] + m.group("cur1") + " " + s[m.end("cur1"):end].lstrip())
         if val is None:
             continue
         out.append(AmountMatch(val, raw, start, end, _currency_of_marker(cur) if cur else None, has_dec))
@@ -208,7 +211,8 @@ for _num, _names in enumerate(
         _MONTHS[_n] = _num
 _MONTH_ALT = "|".join(sorted((re.escape(k) for k in _MONTHS), key=len, reverse=True))
 
-_D_NUM = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?![\d]|[.,/-]\d)")
+# a four-digit year may run straight into the time on receipts ('15/07/201712:07')
+_D_NUM = re.compile(r"(?<![\d.,/-])(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:(?![\d]|[.,/-]\d)|(?<=\d{4})(?=\d{1,2}:\d{2}))")
 _D_ISO = re.compile(r"(?<![\d.,/-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\d]|[.,/-]\d)")
 _D_COMPACT = re.compile(r"(?<![\d.,/-])((?:19|20)\d{2})(\d{2})(\d{2})(?![\d.,/-]?\d)")
 _D_DMY_TXT = re.compile(

@@ -43,8 +43,15 @@ def _plain(v: Decimal) -> str:
     return f"{v:.2f}" if -v.as_tuple().exponent <= 2 else f"{v:f}"
 
 
+# OCR reading a receipt's decimal point as ':' or '-' ('TOTAL 28:90'); only right after an amount label
+_OCR_DECIMAL = re.compile(r"^([^\d]{0,12}?\d{1,6})[:\-](\d{2})(?![\d:])")
+
+
 def _amount_after(line: str, start: int, which: str = "first"):
-    ams = find_amounts(_fix_ocr_amounts(line[start:]))
+    rest = _fix_ocr_amounts(line[start:])
+    ams = find_amounts(rest)
+    if not ams:
+        ams = find_amounts(_OCR_DECIMAL.sub(r"\1.\2", rest, count=1))
     if not ams:
         return None
     return ams[0] if which == "first" else ams[-1]

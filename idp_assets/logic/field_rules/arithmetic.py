@@ -32,6 +32,7 @@ MIN_LABELLED = 2  # amounts of the set that carry a label of any total role
 MIN_MARGIN = 0.25  # over the next-best set
 CONTRADICTION_FACTOR = 0.5  # strength left to a candidate whose value is not the solved one
 ROLES = ("net_total", "tax_total", "total")
+MAX_ROUNDING = Decimal("0.10")  # cash rounding adjusts by a few cents at most
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,13 @@ def solve_totals(lines, cands: dict[str, list[Candidate]]) -> dict[str, list[Can
         return cands
     out = {}
     strength = min(0.9, 0.3 + 0.3 * score)
+    # a total already chosen as the rounded amount paid (rounding_adjusted) stays: gross + rounding
+    rounded = any(c.rule == "arithmetic_rounding" for c in cands.get("total", []))
     for role, value, o in zip(ROLES, triple, used):
+        if (role == "total" and rounded and "total" in winners
+                and abs(winners["total"] - value) <= MAX_ROUNDING):
+            out[role] = cands["total"]
+            continue
         kept = []
         for c in cands.get(role, []):
             try:
@@ -149,3 +156,41 @@ def solve_totals(lines, cands: dict[str, list[Candidate]]) -> dict[str, list[Can
         kept.append(Candidate(_plain(value), o.raw, o.page, o.line, "arithmetic", strength))
         out[role] = kept
     return out
+
+
+
+def rounding_adjusted(lines, totals: list[Candidate]) -> list[Candidate]:
+    """Receipts that print the total, a rounding adjustment and the rounded total: of two total
+    candidates that differ by exactly the printed adjustment, the one printed after the adjustment
+    line is the amount paid (BT-115 after rounding, BT-114); it gains an ``arithmetic`` vote and
+    the other is weakened."""
+    from idp_assets.logic.field_rules.amounts import _ROUNDING, _amount_after
+
+    adjustments = []
+    for order, (_pno, _li, ln) in enumerate(lines):
+        m = _ROUNDING.search(ln)
+        if m:
+            a = _amount_after(ln, m.end(), "first")
+            if a is not None and Decimal(0) < abs(a.value) <= MAX_ROUNDING:
+                adjustments.append((order, abs(a.value)))
+    if not adjustments or len(totals) < 2:
+        return totals
+    order_of = {(pno, li): k for k, (pno, li, _) in enumerate(lines)}
+    values = {}
+    for c in totals:
+        try:
+            values.setdefault(Decimal(c.value), []).append(c)
+        except ArithmeticError:
+            continue
+    for at, r in adjustments:
+        for v, cs in values.items():
+            for w in (v + r, v - r):
+                after = [c for c in values.get(w, []) if order_of.get((c.page, c.line), -1) > at]
+                before = [c for c in cs if order_of.get((c.page, c.line), 10**9) < at]
+                if after and before:
+                    out = [c if Decimal(c.value) != v else
+                           Candidate(c.value, c.raw, c.page, c.line, c.rule, c.strength * CONTRADICTION_FACTOR, c.validated)
+                           for c in totals]
+                    top = max(after, key=lambda c: c.strength)
+                    return out + [Candidate(top.value, top.raw, top.page, top.line, "arithmetic_rounding", 0.8)]
+    return totals
