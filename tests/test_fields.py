@@ -615,3 +615,15 @@ def test_receipt_rounding_glued_currency_and_ocr_slips():
     assert find_dates("1/2/20231") == []
     assert _v(extract_fields(["SHOP SDN BHD\nTOTAL CASH 28:90\nCHANGE 0.00"], today=TODAY), "total") == "28.90"
     assert "total" not in extract_fields(["SHOP\nOpening hours 10:30 - 22:00"], today=TODAY).fields
+
+
+def test_model_of_other_features_is_not_applied():
+    from idp_assets.logic.field_rules.confidence import FEATURES, calibrated, load_model
+
+    model = load_model()
+    assert model["features"] == list(FEATURES)
+    ev = {"rule": "label", "score": 0.8, "support": 0.8}
+    c, review = calibrated("total", ev, model)
+    assert c is not None and 0.0 < c < 1.0
+    stale = dict(model, features=list(FEATURES)[:-1])
+    assert calibrated("total", ev, stale) == (None, True)

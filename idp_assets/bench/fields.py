@@ -18,7 +18,8 @@ import click
 
 from idp_assets.logic.einvoice import extract_einvoice
 from idp_assets.logic.fields import extract_fields
-from idp_assets.logic.tables import document_tables, normalize_table, pdf_layout_text
+from idp_assets.logic.tables import document_tables, normalize_table, ocr_layout_text, pdf_layout_text
+from idp_assets.models import OcrWord
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -139,7 +140,11 @@ def bench_fields(corpus: str, results: str | None, category: tuple[str, ...], re
 
 CALIBRATION_FIELDS = ("supplier_name", "invoice_number", "date", "total", "currency", "due_date", "net_total",
                       "tax_total", "vat_id", "iban")
-DEFAULT_OCR_RESULTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "corpus_results.jsonl.gz"
+# the pipeline's OCR of the scanned calibration documents (receipts, invoice images, print-invoice scans),
+# written by `idp bench fields-ocr-cache` from `idp process` output folders
+DEFAULT_OCR_RESULTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "calibration_ocr.jsonl.gz"
+OCR_CATEGORIES = ("invoices_image", "receipts", "invoices_scan")
+PRINT_CATEGORIES = ("invoices_print", "invoices_scan")
 
 
 def _score_module(corpus: Path):
@@ -154,7 +159,7 @@ def _score_module(corpus: Path):
 
 def family_of(doc: dict) -> str:
     """The fold a document belongs to: its source family (a sample and its profiles/releases stay together)."""
-    if doc["category"] == "invoices_print":
+    if doc["category"] in PRINT_CATEGORIES:  # a print and its scan are one invoice: same fold
         return "print:" + "/".join(doc["source_path"].split("/")[:3 if doc["source_path"].startswith("ZUGFeRDv2") else 1])
     if doc["category"] in ("invoices_pdf", "invoices_image"):
         return "invoice2data"
@@ -164,12 +169,13 @@ def family_of(doc: dict) -> str:
 def calibration_documents(corpus: Path) -> list[dict]:
     docs = [json.loads(ln) for ln in (corpus / "manifest.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
     docs = [d for d in docs if d["category"] in ("invoices_pdf", "einvoices", "invoices_image", "receipts")]
-    pm = corpus / "invoices_print" / "manifest-print.jsonl"
-    if pm.is_file():
-        for ln in pm.read_text(encoding="utf-8").splitlines():
-            if ln.strip():
-                d = json.loads(ln)
-                docs.append(dict(d, file="invoices_print/" + d["file"]))
+    for name in ("manifest-print.jsonl", "manifest-scan.jsonl"):
+        pm = corpus / "invoices_print" / name
+        if pm.is_file():
+            for ln in pm.read_text(encoding="utf-8").splitlines():
+                if ln.strip():
+                    d = json.loads(ln)
+                    docs.append(dict(d, file="invoices_print/" + d["file"]))
     return docs
 
 
@@ -195,12 +201,16 @@ def calibration_rows(corpus: Path, ocr_results: Path | None, today=None) -> list
     cached = _ocr_pages(ocr_results)
     rows = []
     for d in calibration_documents(corpus):
-        if d["category"] in ("invoices_image", "receipts"):
-            r = cached.get(d["id"])
+        if d["category"] in OCR_CATEGORIES:
+            r = cached.get(f"{d['category']}:{d['id']}")
             if r is None:
                 continue
-            fx = extract_fields([p["text"] for p in r["pages"]], None, None,
-                                [p.get("confidence") for p in r["pages"]], today=today)
+            words = [[OcrWord(text=w[0], confidence=w[1], bbox=tuple(w[2:6])) for w in p.get("words", [])]
+                     for p in r["pages"]]
+            # as the extracted_fields asset reads an OCR'd page: text, words, and the words' visual lines
+            fx = extract_fields([p["text"] for p in r["pages"]], words, None,
+                                [p.get("confidence") for p in r["pages"]], today=today,
+                                layout_text_by_page=lambda words=words: [ocr_layout_text(ws) for ws in words])
         else:
             data = (corpus / d["file"]).read_bytes()
             einv = extract_einvoice(data)
@@ -211,7 +221,7 @@ def calibration_rows(corpus: Path, ocr_results: Path | None, today=None) -> list
             fv = fx.fields.get(name)
             if fv is None or fv.value is None:
                 continue
-            if d["category"] == "invoices_print":
+            if d["category"] in PRINT_CATEGORIES:
                 truth = gt.get(name)
                 ok = truth is not None and score.field_correct(name, fv.value, truth)
             elif gt.get(name) is None:
@@ -222,6 +232,50 @@ def calibration_rows(corpus: Path, ocr_results: Path | None, today=None) -> list
             rows.append({"doc": d["id"], "family": family_of(d), "field": name, "group": group_of(name, ev),
                          "x": feature_vector(ev), "correct": int(bool(ok))})
     return rows
+
+
+def _ocr_record(category: str, doc_id: str, ocr) -> dict:
+    return {"corpus_id": f"{category}:{doc_id}", "pages": [
+        {"text": p.text or "", "confidence": p.confidence, "engine": p.engine,
+         "words": [[w.text, round(w.confidence, 3), *(round(v, 1) for v in w.bbox)] for w in p.words]}
+        for p in ocr.pages]}
+
+
+def ocr_cache(corpus: Path, out: Path, workers: int = 2) -> int:
+    """Read the scanned calibration documents (receipts, invoice images, print-invoice scans) through
+    the OCR router exactly as the ``ocr_pages`` asset does, and store per page the text, confidence,
+    engine and words (text, confidence, box) as gzipped JSON lines; returns the number of documents.
+    Keys are ``<category>:<id>`` (a print invoice and its scan share ids)."""
+    import gzip
+    from concurrent.futures import ThreadPoolExecutor
+
+    from idp_assets.logic.pages import load_document
+    from resources.ocr.router import OcrRouter
+
+    docs = [d for d in calibration_documents(corpus) if d["category"] in OCR_CATEGORIES]
+    router = OcrRouter(languages="deu+eng", page_workers=1)  # the defaults idp_assets.settings builds
+
+    def read(d: dict) -> dict:
+        path = corpus / d["file"]
+        raw, images = load_document(d["id"][:64].ljust(64, "0"), path.read_bytes(), filename=path.name)
+        return _ocr_record(d["category"], d["id"], router.ocr_document(raw, images))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool, gzip.open(out, "wt", encoding="utf-8") as f:
+        for i, rec in enumerate(pool.map(read, docs), start=1):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            click.echo(f"[{i}/{len(docs)}] {rec['corpus_id']}", err=True)
+    return len(docs)
+
+
+@click.command("fields-ocr-cache")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False), default=str(DEFAULT_CORPUS), show_default=True)
+@click.option("--workers", default=2, show_default=True, help="documents read at a time")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=str(DEFAULT_OCR_RESULTS), show_default=True)
+def ocr_cache_command(corpus: str, workers: int, out_file: str) -> None:
+    """OCR the scanned calibration documents through the router and store pages and words for
+    `fields-calibrate` (run it after an OCR change, then refit)."""
+    n = ocr_cache(Path(corpus), Path(out_file), workers)
+    click.echo(f"wrote {n} documents to {out_file}")
 
 
 def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float = 0.9) -> dict:
@@ -322,6 +376,7 @@ def _main() -> None:
 
 _main.add_command(calibrate_fields, name="calibrate")
 _main.add_command(bench_fields, name="bench")
+_main.add_command(ocr_cache_command, name="ocr-cache")
 
 if __name__ == "__main__":
     _main()

@@ -250,9 +250,11 @@ def apply_confidence_model(fields: dict[str, FieldValue], evidence: dict[str, di
     evidence and the validation findings about it; below the review threshold, or without a
     fitted model for it, the field is marked ``needs_review`` (and keeps the rules' own score)."""
     out = {}
+    sums_fail = any(v.get("rule") == "totals_consistent" and not v.get("ok", True) for v in validation)
     for name, fv in fields.items():
         ev = evidence.setdefault(name, {"rule": fv.source, "score": fv.confidence})
         ev["check_pass"], ev["check_fail"] = checks_for(name, validation)
+        ev["parts_disagree"] = sums_fail and name in ("net_total", "tax_total")
         if not ev.get("validated", True):
             ev["check_fail"] = True
         c, review = calibrated(name, ev)

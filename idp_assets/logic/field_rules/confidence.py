@@ -46,12 +46,13 @@ FEATURES = (
     "xml_printed",  # e-invoice XML value found in the printed text
     "xml_not_printed",  # ... not found
     "xml_agrees",  # the rules read the same value from the print
+    "parts_disagree",  # a net or tax total while net + tax = gross fails (the labelled gross is usually right)
 )
 
 # the direction evidence may push the confidence (+1 up, -1 down, 0 free): the fit keeps each weight
 # on its side, so that a quirk of the development corpus (e.g. fictitious sample VAT IDs that fail their
 # check digits yet are the truth) cannot teach that a failed check or a worse OCR reading is good news
-FEATURE_SIGNS = (1, 1, 1, -1, 1, 1, 0, -1, 0, 1, 1, -1, 1, -1, 1)
+FEATURE_SIGNS = (1, 1, 1, -1, 1, 1, 0, -1, 0, 1, 1, -1, 1, -1, 1, -1)
 
 # validation rules that speak about a field
 FIELD_CHECKS = {
@@ -102,6 +103,7 @@ def feature_vector(evidence: dict) -> list[float]:
         float(xml and printed is True),
         float(xml and printed is False),
         float(xml and bool(evidence.get("agrees"))),
+        float(bool(evidence.get("parts_disagree"))),
     ]
 
 
@@ -125,8 +127,8 @@ def predict(params: dict, x: list[float]) -> float:
 def calibrated(name: str, evidence: dict, model: dict | None = None) -> tuple[float | None, bool]:
     """``(confidence, needs_review)`` of a field; ``(None, True)`` when no fitted model covers it."""
     model = model if model is not None else load_model()
-    if not model:
-        return None, True
+    if not model or model.get("features", list(FEATURES)) != list(FEATURES):
+        return None, True  # no model, or one fitted on other features: refit (`idp bench fields-calibrate`)
     params = model.get("groups", {}).get(group_of(name, evidence))
     if not params:
         return None, True
