@@ -627,3 +627,23 @@ def test_model_of_other_features_is_not_applied():
     assert c is not None and 0.0 < c < 1.0
     stale = dict(model, features=list(FEATURES)[:-1])
     assert calibrated("total", ev, stale) == (None, True)
+
+
+def test_document_type_references_bic_and_buyer_fields():
+    text = ("Nordlicht Handel GmbH · Hafenweg 3 · 24103 Kiel\nGUTSCHRIFT Nr. GS-2024-7\nRechnungsempfänger:\n"
+            "Südwind AG\nUSt-IdNr. DE136695976\nBergstr. 9\n80331 München\nDatum 02.05.2024\n"
+            "Ihre Bestellnummer: PO-4711\nLeitweg-ID: 04011000-12345-34\nNettobetrag 100,00 €\nUSt 19 % 19,00 €\n"
+            "Gesamtbetrag 119,00 €\nZahlbetrag 119,00 €\nIBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX")
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "document_type") == "381"
+    assert _v(fx, "order_reference") == "PO-4711" and _v(fx, "buyer_reference") == "04011000-12345-34"
+    assert _v(fx, "bic") == "COBADEFFXXX" and _v(fx, "amount_due") == "119.00"
+    assert _v(fx, "buyer_name") == "Südwind AG" and _v(fx, "buyer_vat_id") == "DE136695976"
+    # the buyer's VAT ID is never the seller's
+    assert "vat_id" not in fx.fields
+    # no fitted confidence model for these yet: always reviewed
+    assert all(fx.fields[n].needs_review for n in ("document_type", "bic", "order_reference", "buyer_name"))
+    assert _v(extract_fields(["Rechnung Nr. 5\nDatum 01.02.2024"], today=TODAY), "document_type") == "380"
+    # a BIC that fails python-stdnum is kept unvalidated, never trusted
+    bad = extract_fields(["Invoice No. 5\nBIC: COBA1EFFXXX\nBIC: ZZZZDEFFXXX"], today=TODAY)
+    assert "bic" not in bad.fields or bad.fields["bic"].needs_review

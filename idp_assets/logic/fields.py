@@ -52,7 +52,14 @@ from idp_assets.logic.field_rules.checks import _einvoice_fields, _printed_in, v
 from idp_assets.logic.field_rules.confidence import calibrated, checks_for
 from idp_assets.logic.field_rules.dates import _date_candidates, _due_date_candidates, _payment_terms_candidates
 from idp_assets.logic.field_rules.ids import _iban_candidates, _invoice_number_candidates, _vat_candidates, iban_is_valid
+from idp_assets.logic.field_rules.labels import label_patterns
 from idp_assets.logic.field_rules.parties import _name_key, _supplier_candidates
+from idp_assets.logic.field_rules.references import (
+    bic_candidates,
+    buyer_candidates,
+    document_type_candidates,
+    reference_candidates,
+)
 from idp_assets.logic.field_rules.scoring import TEXT_LAYER_CONFIDENCE, _choose, _Conf, _fv, _tok  # noqa: F401
 from idp_assets.logic.numbers import currency_counts, parse_amount
 from idp_assets.logic.validation import check_einvoice_vs_print
@@ -68,6 +75,7 @@ __all__ = [
 
 CORE_FIELDS = ("supplier_name", "invoice_number", "date", "total", "currency")
 
+_AMOUNT_DUE_LABELS = label_patterns("amount_due")  # BT-115
 LAYOUT_FALLBACK_WEIGHT = 0.85  # support of a value read only from re-ordered layout lines
 LAYOUT_FALLBACK_FIELDS = ("invoice_number", "date", "due_date", "iban", "vat_id", "supplier_name")
 
@@ -134,7 +142,9 @@ def extract_fields(
         put(name, amounts[name])
     put("supplier_name", _supplier_candidates(lines), key=_name_key)
     put("iban", _iban_candidates(lines))
-    put("vat_id", _vat_candidates(lines))
+    buyer_names, buyer_vats, buyer_lines = buyer_candidates(pages)
+    # the seller's VAT ID never comes from the buyer's or delivery address block
+    put("vat_id", [c for c in _vat_candidates(lines) if (c.page, c.line) not in buyer_lines])
     put("due_date", _due_date_candidates(lines, today)
         + _payment_terms_candidates(lines, fields["date"].value if "date" in fields else None))
 
@@ -176,6 +186,15 @@ def extract_fields(
                     if name in before:
                         fields[name] = before[name]
                         evidence[name] = before_evidence[name]
+
+    # BT-3, BT-86, BT-13, BT-10, BT-44/48, BT-115: no fitted confidence model yet, so always needs_review
+    put("document_type", document_type_candidates(lines))
+    put("bic", bic_candidates(lines))
+    put("order_reference", reference_candidates(lines, "order_reference"), key=_tok)
+    put("buyer_reference", reference_candidates(lines, "buyer_reference"), key=_tok)
+    put("buyer_name", buyer_names, key=_name_key)
+    put("buyer_vat_id", buyer_vats)
+    put("amount_due", _amount_candidates(lines, _AMOUNT_DUE_LABELS, negative=None, which="first", kind="due"))
 
     # currency: codes/symbols over the whole text, plus the currency attached to the total
     text = "\n".join(pages)

@@ -25,7 +25,7 @@ FIELD_GROUPS = {
     "invoice_number": "invoice_number", "vat_id": "vat_id", "iban": "iban",
     "date": "date", "due_date": "date",
     "total": "amount", "net_total": "amount", "tax_total": "amount",
-    "supplier_name": "name", "buyer_name": "name",
+    "supplier_name": "name",  # buyer_name has its own (not yet fitted) group: seller-name data says nothing of it
     "currency": "currency",
 }
 XML_GROUP = "einvoice_xml"
