@@ -647,3 +647,42 @@ def test_document_type_references_bic_and_buyer_fields():
     # a BIC that fails python-stdnum is kept unvalidated, never trusted
     bad = extract_fields(["Invoice No. 5\nBIC: COBA1EFFXXX\nBIC: ZZZZDEFFXXX"], today=TODAY)
     assert "bic" not in bad.fields or bad.fields["bic"].needs_review
+
+
+def test_print_invoices_text_layer_fields(corpus):
+    """The 32 real print invoices (embedded XML removed, XML = truth, 10 fields) through the rules, as the
+    pipeline reads a born-digital page (text layer, then layout lines)."""
+    from idp_assets.logic.tables import pdf_layout_text
+
+    score = _score_module(corpus)
+    names = ("supplier_name", "invoice_number", "date", "total", "currency", "due_date", "net_total", "tax_total",
+             "vat_id", "iban")
+    hits: dict[str, list[bool]] = {k: [] for k in names}
+    with open(corpus / "invoices_print" / "manifest-print.jsonl", encoding="utf-8") as fh:
+        docs = [json.loads(ln) for ln in fh if ln.strip()]
+    for d in docs:
+        path = corpus / "invoices_print" / d["file"]
+        fx = extract_fields(_pdf_pages(path), today=TODAY,
+                            layout_text_by_page=lambda path=path: pdf_layout_text(path.read_bytes()))
+        for k in names:
+            if d["fields"].get(k) is not None:
+                fv = fx.fields.get(k)
+                hits[k].append(score.field_correct(k, fv.value if fv else None, d["fields"][k]))
+    acc = {k: sum(v) / len(v) for k, v in hits.items() if v}
+    mean = sum(acc.values()) / len(acc)
+    print("invoices_print", round(mean, 4), acc)
+    # measured when written (2026-12-07): mean 0.982 (0.939 before the arithmetic and party-block rules)
+    assert mean >= 0.97, acc
+
+
+def test_confidence_calibration_out_of_fold(corpus):
+    """`idp bench fields-calibrate` refitted here: calibrated out of fold (families as folds)."""
+    from idp_assets.bench.fields import DEFAULT_OCR_RESULTS, calibration_rows, fit_calibration
+
+    rows = calibration_rows(corpus, DEFAULT_OCR_RESULTS, today=date(2026, 12, 7))
+    report = fit_calibration(rows)["report"]
+    print({k: {x: report[k][x] for x in ("n", "ece", "precision_at_0.9", "n_at_0.9")} for k in ("in_sample", "out_of_fold")})
+    assert report["out_of_fold"]["n"] > 700
+    assert report["out_of_fold"]["ece"] <= 0.05
+    # measured 0.965 out of fold (target 0.97, not reached; README), 0.982 in-sample
+    assert report["out_of_fold"]["precision_at_0.9"] >= 0.95
