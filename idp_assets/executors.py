@@ -42,9 +42,14 @@ def celery_executor_config(env: Mapping[str, str] | None = None) -> dict[str, An
     """Broker and backend of the celery executor; set through env vars so that credentials stay
     out of the job definition (`{"env": ...}` is resolved when the run starts)."""
     env = os.environ if env is None else env
+    from idp_assets.compute import celery_queue
+
     return {
         "broker": {"env": "IDP_CELERY_BROKER"} if env.get("IDP_CELERY_BROKER") else DEFAULT_CELERY_BROKER,
         "backend": {"env": "IDP_CELERY_BACKEND"} if env.get("IDP_CELERY_BACKEND") else DEFAULT_CELERY_BACKEND,
+        # steps without a `dagster-celery/queue` tag (every stage but OCR) go to the CPU queue, not to
+        # dagster-celery's own default 'dagster' queue that no worker of this deployment consumes
+        "config_source": {"task_default_queue": celery_queue("cpu", env.get("IDP_CELERY_QUEUE_PREFIX", ""))},
     }
 
 

@@ -33,6 +33,15 @@ VENV_BIN = Path(sys.executable).parent
 # ---------------------------------------------------------------- executor choice
 
 
+def test_celery_default_queue_is_the_cpu_queue():
+    from idp_assets.executors import celery_executor_config
+
+    # untagged stages must reach a worker of this deployment, not dagster-celery's 'dagster' queue
+    assert celery_executor_config({"IDP_CELERY_QUEUE_PREFIX": "staging-"})["config_source"] == {
+        "task_default_queue": "staging-cpu"}
+    assert celery_executor_config({})["config_source"]["task_default_queue"] == "cpu"
+
+
 def test_executor_choice_from_env():
     assert executor_name_from_env({}) == "in_process"
     assert executor_name_from_env({"IDP_EXECUTOR": "Multiprocess"}) == "multiprocess"
@@ -179,6 +188,59 @@ def test_celery_routes_gpu_and_cpu_ops_to_their_queue_workers(celery_workers, tm
         if "Celery worker" in md:
             ran_on[ev.step_key] = md["Celery worker"].value
     assert ran_on == {"gpu_step": workers["gpu"]["node"], "cpu_step": workers["cpu"]["node"]}
+
+
+@pytest.fixture
+def real_job_env(tmp_path, monkeypatch, bolt_server):
+    """Environment of the real job's run and of the celery workers (taken before they start): one
+    data folder, the test's Bolt server, and a GPU engine configured so that OCR is a `gpu` step."""
+    for k, v in {"IDP_DATA_DIR": str(tmp_path / "data"), "IDP_EXPORT_DIR": str(tmp_path / "exports"),
+                 "IDP_GRAPH_URI": bolt_server.uri, "IDP_GRAPH_USER": bolt_server.user,
+                 "IDP_GRAPH_PASSWORD": bolt_server.password, "IDP_GRAPH_MANAGED": "0",
+                 "IDP_GRAPH_DATABASE": bolt_server.database or "idp", "IDP_OCR_GPU_ENGINES": "surya",
+                 "IDP_EXECUTOR": "celery"}.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")
+def test_real_process_document_job_on_celery_cpu_and_gpu_workers(real_job_env, celery_workers, corpus):
+    """The product's `process_document` job (every stage of one e-invoice) under the celery executor:
+    OCR on the `gpu` queue's worker, every other stage on the `cpu` queue's (the executor's default
+    queue), all on one instance; the document's assets are materialized."""
+    workers = celery_workers["workers"]
+    instance = celery_workers["instance"]
+    doc = next(d for d in map(json.loads, (corpus / "manifest.jsonl").read_text().splitlines())
+               if d["category"] == "einvoices")
+    env = {**os.environ, "DAGSTER_HOME": instance.root_directory,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    script = ("import json, sys\nfrom tests.fixtures.executor_jobs import run_process_document\n"
+              "print(json.dumps(run_process_document(sys.argv[1])))")
+    out = subprocess.run([sys.executable, "-c", script, str(corpus / doc["file"])], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=540)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["success"], res["failures"]
+
+    ran_on = {}
+    for rec in instance.all_logs(res["run_id"], of_type=DagsterEventType.ENGINE_EVENT):
+        ev = rec.dagster_event
+        md = ev.engine_event_data.metadata if ev and ev.engine_event_data else {}
+        if "Celery worker" in md:
+            ran_on[ev.step_key] = md["Celery worker"].value
+    assert ran_on["ocr_pages"] == workers["gpu"]["node"]
+    others = {k: v for k, v in ran_on.items() if k != "ocr_pages"}
+    assert len(others) >= 8 and set(others.values()) == {workers["cpu"]["node"]}, ran_on
+    # every stage's asset materialized for this document's partition
+    mats = instance.get_latest_materialization_events(
+        [k for k in defs_asset_keys()])
+    assert all(m is not None for m in mats.values()), [k for k, m in mats.items() if m is None]
+
+
+def defs_asset_keys():
+    from idp_assets.definitions import DOCUMENT_ASSETS
+
+    return [k for a in DOCUMENT_ASSETS for k in a.keys]
 
 
 # ---------------------------------------------------------------- k8s
