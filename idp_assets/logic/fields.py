@@ -150,7 +150,7 @@ def extract_fields(
 
     if callable(layout_text_by_page) and (any(n not in fields for n in LAYOUT_FALLBACK_FIELDS)
                                           or not _amounts_add_up(fields)):
-        layout_text_by_page = layout_text_by_page()  # computed only when a field is missing
+        layout_text_by_page = layout_text_by_page()  # only when a field is missing or the totals disagree
     if layout_text_by_page and not callable(layout_text_by_page):
         # born-digital text layers can list a label and its value far apart (text-stream
         # order); the visual line order puts them side by side again
