@@ -112,3 +112,22 @@ def test_bench_pipeline_per_run_multiprocess(samples, bench_env, tmp_path):
     _check_mode(m, docs=1, pages=1)
     assert "raw_engines" not in report
     assert report["memory"]["largest_child_peak_rss_mb"] > 50
+
+
+def test_bench_registry_registers_every_document_once(tmp_path, monkeypatch):
+    home = tmp_path / "users_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the user's instance is never touched
+    out = tmp_path / "registry.json"
+    res = CliRunner().invoke(main, ["bench", "registry", "--docs", "1200", "--per-tick", "500",
+                                    "--work-dir", str(tmp_path / "work"), "--out", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    reg = r["registration"]
+    assert reg["run_requests"] == 1200 and reg["ticks"] == 3  # 500 + 500 + 200, then a tick with nothing new
+    assert r["queries"]["partitions"] == 1200
+    assert len(list((tmp_path / "work" / "inbox").rglob("*.txt"))) == 1200
+    assert r["steady_tick"]["seconds_median"] > 0 and r["steady_tick"]["cursor_bytes"] > 1200
+    lim = r["partition_limit"]
+    assert lim["partitions_at_1m_documents"] == 1_000_000 // lim["documents_per_partition"]
+    assert lim["within_recommendation_at_1m"] is (lim["partitions_at_1m_documents"] <= 100_000)
+    assert not home.exists()
