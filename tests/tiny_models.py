@@ -70,7 +70,7 @@ TARGET_LOSS = 0.01
 
 def teach(
     model, tokenizer, inputs, text: str, steps: int = 600, lr: float = 3e-3, frozen: tuple[str, ...] = (),
-    target_loss: float = TARGET_LOSS,
+    target_loss: float = TARGET_LOSS, tries: int = 3,
 ) -> float:
     """Optimiser steps until the tiny model answers `text` after the prompt in `inputs` with a
     mean token loss below `target_loss` (at most `steps`; not reaching it raises).
@@ -78,8 +78,14 @@ def teach(
     `inputs` is one page's processor output, built the way the engine builds it (same prompt,
     same image tokens); every key besides input_ids/attention_mask (pixel_values,
     pixel_values_local, num_local_patches, ...) goes to the model as is. Parameters whose names
-    start with a `frozen` prefix are not trained (and no gradient flows through them). Returns the
-    last loss."""
+    start with a `frozen` prefix are not trained (and no gradient flows through them).
+
+    Gradients are clipped to norm 1. A loss that turns non-finite (NaN compares false with
+    everything, so it once slipped through as "taught" and the model answered nothing) restarts
+    from the initial weights with half the learning rate, at most `tries` times. Returns the last loss."""
+    import copy
+    import math
+
     import torch
 
     target = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -88,36 +94,89 @@ def teach(
     labels[0, -len(target):] = torch.tensor(target)
     mask = torch.ones_like(ids)
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    params = []
-    for name, param in model.named_parameters():
-        param.requires_grad_(not name.startswith(frozen) if frozen else True)
-        if param.requires_grad:
-            params.append(param)
-    opt = torch.optim.Adam(params, lr=lr)
-    model.train()
-    loss = float("inf")
-    for step in range(steps):
-        opt.zero_grad()
-        out = model(input_ids=ids, attention_mask=mask, labels=labels, **extra)
-        loss = float(out.loss.detach())
-        if loss < target_loss:
-            break
-        out.loss.backward()
-        opt.step()
-    model.eval()
-    for param in model.parameters():
-        param.requires_grad_(True)
-    if loss >= target_loss:
-        raise RuntimeError(f"tiny model not taught: loss {loss:.4f} after {steps} steps (target {target_loss})")
-    return loss
+    initial = copy.deepcopy(model.state_dict())
+    history = []
+    loss = float("nan")
+    for attempt in range(tries):
+        if attempt:
+            model.load_state_dict(initial)
+        params = []
+        for name, param in model.named_parameters():
+            param.requires_grad_(not name.startswith(frozen) if frozen else True)
+            if param.requires_grad:
+                params.append(param)
+        opt = torch.optim.Adam(params, lr=lr / 2**attempt)
+        model.train()
+        loss = float("nan")
+        for _step in range(steps):
+            opt.zero_grad()
+            out = model(input_ids=ids, attention_mask=mask, labels=labels, **extra)
+            loss = float(out.loss.detach())
+            if not math.isfinite(loss) or loss < target_loss:
+                break
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad_(True)
+        history.append(f"lr {lr / 2**attempt:g}: loss {loss:.4f} after {_step + 1} steps")
+        if math.isfinite(loss) and loss < target_loss:
+            return loss
+        if math.isfinite(loss):
+            break  # finite but not low enough: a smaller rate would not get further in the same steps
+    raise RuntimeError(f"tiny model not taught to loss {target_loss}: {'; '.join(history)}")
 
 
-def _finish(model, processor, path: Path) -> Path:
+def torch_state() -> str:
+    """The process-wide torch settings a taught answer could depend on (for failure messages)."""
+    import torch
+
+    return (
+        f"torch {torch.__version__}: default dtype {torch.get_default_dtype()}, threads {torch.get_num_threads()}, "
+        f"grad {torch.is_grad_enabled()}, inference mode {torch.is_inference_mode_enabled()}, "
+        f"deterministic {torch.are_deterministic_algorithms_enabled()}"
+    )
+
+
+def greedy_answer(model, tokenizer, inputs, max_new_tokens: int) -> tuple[str, list[tuple[str, float]]]:
+    """Greedy generate() as the engines call it: the decoded answer and, per step, the chosen
+    token with its probability."""
+    import torch
+
+    with torch.inference_mode():
+        gen = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, output_scores=True,
+            return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id,
+        )
+    new = gen.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+    steps = [
+        (tokenizer.convert_ids_to_tokens(t), round(float(torch.softmax(s[0].float(), -1)[t]), 4))
+        for t, s in zip(new, gen.scores)
+    ]
+    return tokenizer.decode(new, skip_special_tokens=True).strip(), steps
+
+
+def _finish(model, processor, path: Path, taught: tuple | None = None, inputs=None, model_cls=None) -> Path:
+    """Saves model + processor; with `taught`, proves the saved folder, loaded back with
+    from_pretrained, answers the taught text to the taught inputs under greedy decoding (the
+    engines' decoding) and raises with the per-step tokens and the torch state where it does not."""
     tok = processor.tokenizer
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(path)
     processor.save_pretrained(path)
+    if taught is not None:
+        text = taught[1]
+        n = len(tok(text, add_special_tokens=False)["input_ids"]) + 2
+        in_memory = greedy_answer(model, tok, inputs, n)
+        loaded = model_cls.from_pretrained(path, local_files_only=True).eval()
+        from_disk = greedy_answer(loaded, tok, inputs, n)
+        if in_memory[0] != text or from_disk[0] != text:
+            raise RuntimeError(
+                f"tiny {type(model).__name__} taught {text!r} answers {in_memory[0]!r} in memory "
+                f"(steps {in_memory[1]}) and {from_disk[0]!r} loaded back (steps {from_disk[1]}); {torch_state()}"
+            )
     return path
 
 
@@ -150,10 +209,12 @@ def build_tiny_got_ocr2(path: str | Path, seed: int = 0, taught: tuple | None = 
     processor = GotOcr2Processor(
         image_processor=GotOcr2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tokenizer
     )
+    inputs = None
     if taught is not None:
         image, text = taught
-        teach(model, tokenizer, processor([image], return_tensors="pt", num_image_tokens=16), text)
-    return _finish(model, processor, path)
+        inputs = processor([image], return_tensors="pt", num_image_tokens=16)
+        teach(model, tokenizer, inputs, text)
+    return _finish(model, processor, path, taught, inputs, GotOcr2ForConditionalGeneration)
 
 
 # Janus' conversation format (as its converted checkpoints render it): "<|User|>: " + the turn's
@@ -219,10 +280,12 @@ def build_tiny_janus(path: str | Path, seed: int = 0, taught: tuple | None = Non
         num_image_tokens=n_image_tokens,
         use_default_system_prompt=True,
     )
+    inputs = None
     if taught is not None:
         image, text = taught
-        teach(model, tokenizer, janus_inputs(processor, [image], prompt or DEFAULT_PROMPT), text)
-    return _finish(model, processor, path)
+        inputs = janus_inputs(processor, [image], prompt or DEFAULT_PROMPT)
+        teach(model, tokenizer, inputs, text)
+    return _finish(model, processor, path, taught, inputs, JanusForConditionalGeneration)
 
 
 def build_tiny_deepseek_ocr2(
@@ -288,9 +351,10 @@ def build_tiny_deepseek_ocr2(
         image_processor=DeepseekOcr2ImageProcessor(size={"height": size, "width": size}, tile_size=768),
         tokenizer=tokenizer,
     )
+    inputs = None
     if taught is not None:
         image, text = taught
         # the SAM tower's backward over 48x48 patches is slow on a CPU: teach the rest
         inputs = deepseek_ocr_inputs(processor, [image], prompt or DeepseekOcrOptions().prompt)
         teach(model, tokenizer, inputs, text, frozen=("model.vision_tower.sam_encoder",))
-    return _finish(model, processor, path)
+    return _finish(model, processor, path, taught, inputs, DeepseekOcr2ForConditionalGeneration)
