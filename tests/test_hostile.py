@@ -35,7 +35,7 @@ def hostile_run(tmp_path_factory, bolt_server):
     cwd_before = sorted(os.listdir("."))
     # a child process of its own, so that its peak RSS is the batch's and nothing else's
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "idp_assets.cli", "process", str(tmp / "in"), "--out", str(tmp / "out")],
+    proc = subprocess.Popen([sys.executable, "-m", "idp_assets.cli", "process", str(tmp / "in"), "--out", str(tmp / "out"), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     output = proc.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
@@ -51,6 +51,8 @@ def hostile_run(tmp_path_factory, bolt_server):
         outcomes[key] = outcomes.get(key, 0) + 1
     print(f"hostile batch: {len(cases)} inputs, {len(lines)} records, wall {wall:.0f} s, peak RSS "
           f"{usage.ru_maxrss / 1024:.0f} MiB, outcomes {json.dumps(outcomes, sort_keys=True)}")
+    slowest = sorted(index.items(), key=lambda kv: -(kv[1].get("seconds") or 0))[:8]
+    print("slowest inputs: " + ", ".join(f"{name} {r.get('seconds') or 0:.1f} s" for name, r in slowest))
     return {"tmp": tmp, "cases": cases, "index": index, "lines": lines, "cwd_before": cwd_before,
             "peak_rss_mib": usage.ru_maxrss / 1024, "wall_s": wall}
 
