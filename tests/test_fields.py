@@ -561,6 +561,31 @@ def test_seller_block_skips_identifier_lines_and_reads_name_lines():
     assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Harbour Tools Ltd"
 
 
+def test_the_legal_particulars_footer_names_the_seller_not_the_address_window():
+    # an address window first (buyer name, person, street, town), the seller only in the footer
+    # that company law requires (registered office, register, share capital)
+    text = ("KRONWERK\nJana Beispiel\n12 rue des Lilas\n69003 Lyon\nFacture n° 2024-117\nDate : 03/04/2024\n"
+            "Total TTC : 120,00 €\nMERIDIAN MEDIA\nSiège social : 4 place Carnot - 75001 Paris – Tél : 01 23 45 67 89\n"
+            "SARL au capital de 5 000€ - RCS Paris B 123 456 789")
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "supplier_name") == "MERIDIAN MEDIA", fx.fields.get("supplier_name")
+    assert fx.fields["supplier_name"].source == "rules:legal_footer"
+    de = ("Herrn\nMax Muster\nLindenweg 2\n50667 Köln\nRechnung Nr. 4471 vom 02.05.2024\nGesamtbetrag 119,00 EUR\n"
+          "Elbtal Werkzeuge\nSitz der Gesellschaft: Dresden · Amtsgericht Dresden HRB 9876")
+    assert _v(extract_fields([de], today=TODAY), "supplier_name") == "Elbtal Werkzeuge"
+
+
+def test_payee_label_and_long_merged_lines():
+    text = "Rechnung Nr. 12\nGesamtbetrag 10,00 EUR\nKontoinhaber: Auwald Papier, IBAN DE89 3704 0044 0532 0130 00"
+    assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Auwald Papier"
+    # OCR merged a remark column and the seller's name into one line under the seller label
+    text = ("Invoice Number: 881\nTotal 4.11 USD\nService Provider:\n"
+            "*** See the statement attached at the end of this Invoice Harbour Cloud Services, Inc.\n410 Pier Ave")
+    assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Harbour Cloud Services"
+    assert _v(extract_fields(["Seller:\n" + " ".join(["word"] * 14)], today=TODAY),
+              "supplier_name") is None  # a sentence is not a name
+
+
 def test_delivery_date_is_not_the_issue_date():
     text = "Invoice # 2024-118 issued on 2024-03-21\nDate of delivery 2024-03-10\nPlease remit until 2024-04-20."
     fx = extract_fields([text], today=TODAY)

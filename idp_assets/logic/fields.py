@@ -140,9 +140,14 @@ def extract_fields(
                                    "tax_total": _tax_candidates(lines)})
     for name in ("total", "net_total", "tax_total"):
         put(name, amounts[name])
-    put("supplier_name", _supplier_candidates(lines), key=_name_key)
-    put("iban", _iban_candidates(lines))
     buyer_names, buyer_vats, buyer_lines = buyer_candidates(pages)
+    # seller and buyer are never confused: no seller name from a buyer / delivery block line, and
+    # never the name that block gives the buyer (no name at all is better: needs_review)
+    buyer_keys = {_name_key(c.value) for c in buyer_names}
+    put("supplier_name", [c for c in _supplier_candidates(lines)
+                          if (c.page, c.line) not in buyer_lines and _name_key(c.value) not in buyer_keys],
+        key=_name_key)
+    put("iban", _iban_candidates(lines))
     # the seller's VAT ID never comes from the buyer's or delivery address block
     put("vat_id", [c for c in _vat_candidates(lines) if (c.page, c.line) not in buyer_lines])
     put("due_date", _due_date_candidates(lines, today)
@@ -162,7 +167,8 @@ def extract_fields(
             "iban": (lambda: _iban_candidates(llines), lambda v: v),
             "vat_id": (lambda: _vat_candidates(llines), lambda v: v),
         }
-        fallbacks["supplier_name"] = (lambda: _supplier_candidates(llines), _name_key)
+        fallbacks["supplier_name"] = (
+            lambda: [c for c in _supplier_candidates(llines) if _name_key(c.value) not in buyer_keys], _name_key)
         for name, (make, key) in fallbacks.items():
             if name in fields:
                 continue

@@ -21,6 +21,14 @@ _SELLER_LABEL = re.compile(r"(?i)^" + label_alternation("seller") + r"(?![\w])[ 
 _SOLD_BY = re.compile(r"(?i)(?<![\w])sold[ \t]+by[ \t]*:?[ \t]*(.+)$")
 _BUYER_LABEL = re.compile(r"(?i)^" + label_alternation("buyer") + r"(?![\w])")
 _NAME_LABEL = re.compile(r"(?i)^" + label_alternation("party_name") + r"[ \t]*:[ \t]*")
+# the payee / payment account name (BT-59 / BT-85): 'Kontoinhaber: Beispiel GmbH', 'Beneficiary: ...'
+_PAYEE_LABEL = re.compile(r"(?i)(?<![\w])" + label_alternation("payee") + r"(?![\w])[ \t]*:[ \t]*(.+)$")
+# the legal particulars a company's letters and invoices must carry (registered office, register,
+# share capital: BT-30 and the national rules cited in the vocabulary): the seller's own block
+_REGISTRATION = re.compile(r"(?i)(?<![\w])" + label_alternation("legal_registration") + r"(?![\w])")
+_DOC_TYPE_WORD = re.compile(r"(?i)^" + label_alternation("document_type") + r"$")
+_CONNECTORS = {"&", "+", "und", "and", "et", "en", "e", "y", "-"}
+_CONTACT = re.compile(r"(?i)@|www\.|https?:|\b(?:tel|fax|phone|t[ée]l[ée]?phone|telefon)\b")
 _TITLE_LINE = re.compile(
     r"(?i)^[\W_]*(?:(?:simplified[ \t]+)?tax[ \t]+invoice|invoice|rechnung|facture|factuur|receipt|official[ \t]+receipt|"
     r"payment[ \t]+receipt|quittung|beleg|kopie|copy|original|page|seite|cash[ \t]+(?:sale|bill)|bill|"
@@ -52,9 +60,64 @@ def _name_key(s: str) -> str:
     return "".join(ch for ch in s if ch.isalnum())
 
 
+MAX_NAME_WORDS = 10  # longer lines are sentences or columns the reading order merged
+
+
 def _looks_like_name(s: str) -> bool:
     letters = sum(ch.isalpha() for ch in s)
-    return len(s) >= 3 and letters >= 3 and letters / max(len(s.replace(" ", "")), 1) >= 0.6
+    return (len(s) >= 3 and letters >= 3 and letters / max(len(s.replace(" ", "")), 1) >= 0.6
+            and len(s.split()) <= MAX_NAME_WORDS)
+
+
+def _trailing_company(s: str) -> str:
+    """The company name at the end of a long line that ends in a legal form ('*** Check the
+    statement attached ... Beispiel Services, Inc.' -> 'Beispiel Services, Inc.'): the run of
+    capitalised words (and connectors) before the legal form, stopping at a document-type word.
+    Short lines come back unchanged."""
+    words = s.split()
+    if len(words) <= 6 or not _LEGAL_FORM.search(words[-1]):
+        return s
+    keep: list[str] = []
+    for w in reversed(words):
+        core = w.strip(",.;:()\"'")
+        if _LEGAL_FORM.fullmatch(core) or _LEGAL_FORM.fullmatch(w.strip(",;:")):
+            keep.append(w)
+            continue
+        if not core or _DOC_TYPE_WORD.match(core):
+            break
+        if core[0].isupper() or core[0].isdigit() or core.lower() in _CONNECTORS:
+            keep.append(w)
+            continue
+        break
+    while keep and keep[-1].strip(",.;:").lower() in _CONNECTORS:
+        keep.pop()
+    return " ".join(reversed(keep)) if len(keep) >= 2 else s
+
+
+def _registration_name(lines, k: int) -> Candidate | None:
+    """The company name of a legal-particulars line ('Sitz der Gesellschaft: ...', 'RCS Paris B ...',
+    'KvK ...'): its own first segment where that is a name, else the nearest name line at most two
+    lines above on the same page (skipping other particulars lines). One vote per name line."""
+    pno, li, ln = lines[k]
+    m = _REGISTRATION.search(ln)
+    if not m:
+        return None
+    head = _clean_name(_SENDER_SPLIT.split(ln[: m.start()])[0]) if m.start() else ""
+    if (head and _looks_like_name(head) and not re.search(r"\d|:", head) and not _LEGAL_FORM.fullmatch(head)
+            and not _CONTACT.search(head)):
+        return Candidate(_cut_after_legal_form(head), ln, pno, li, "legal_footer", 0.7)
+    for j in range(k - 1, max(-1, k - 3), -1):
+        jp, jl, prev = lines[j]
+        if jp != pno:
+            break
+        if _REGISTRATION.search(prev):
+            continue
+        name = _clean_name(prev)
+        if (_looks_like_name(name) and not re.search(r"\d{3,}|:", name) and not _CONTACT.search(name)
+                and not _TITLE_LINE.match(name) and not _BUYER_LABEL.match(name)):
+            return Candidate(name, prev, jp, jl, "legal_footer", 0.7)
+        break
+    return None
 
 
 _ID_LINE = re.compile(r"(?i)^(?:GLN|GTIN|Lief|USt|VAT|Tax|Steuer)|^[^:]{1,30}:[ \t]*\S*\d")
@@ -80,7 +143,8 @@ def _seller_block_name(lines, k: int) -> list[Candidate]:
         if (re.fullmatch(r"\(.*\)", ln) or (_ID_LINE.match(ln) and not _LEGAL_FORM.search(ln))
                 or ln.rstrip().endswith(":")):
             continue  # a remark, an identifier, or a label whose value the OCR put elsewhere
-        name = _clean_name(_SENDER_SPLIT.split(ln)[0])
+        seg = _trailing_company(_cut_after_legal_form(_clean_name(ln))) if _LEGAL_FORM.search(ln) else ln
+        name = _clean_name(_SENDER_SPLIT.split(seg)[0])
         if _looks_like_name(name) and not re.search(r"\d{3,}", name):
             return [Candidate(name, ln, jp, jl, "seller_label", 0.85 if j == k + 1 else 0.8)]
         break
@@ -107,6 +171,14 @@ def _supplier_candidates(lines) -> list[Candidate]:
                 out.append(Candidate(rest, m.group(1), pno, li, "seller_label", 0.85))
             else:
                 out.extend(_seller_block_name(lines, k))
+        m = _PAYEE_LABEL.search(ln)
+        if m:
+            name = _clean_name(_SENDER_SPLIT.split(m.group(1))[0])
+            if _looks_like_name(name) and not re.search(r"\d{3,}", name) and not _CONTACT.search(name):
+                out.append(Candidate(name, m.group(1), pno, li, "payee_label", 0.6 * (0.3 if in_buyer else 1.0)))
+        reg = _registration_name(lines, k)
+        if reg is not None and not in_buyer:
+            out.append(reg)
         m = _SOLD_BY.search(ln)
         if m:
             name = _clean_name(_SENDER_SPLIT.split(m.group(1))[0].rstrip("."))
@@ -122,7 +194,7 @@ def _supplier_candidates(lines) -> list[Candidate]:
         lf = _LEGAL_FORM.search(ln)
         if lf:
             seg = next((p for p in parts if _LEGAL_FORM.search(p)), ln)
-            name = _clean_name(_cut_after_legal_form(seg))
+            name = _clean_name(_trailing_company(_cut_after_legal_form(seg)))
             if (_looks_like_name(name) and len(name) <= 80 and _LEGAL_FORM.sub("", name).strip(" .,&()") != ""
                     and "%" not in name and not find_amounts(name) and not _TOTAL_WORD.match(name)):
                 # the legal form alone at line start ('Sdn Bhd' continuing the line above)
@@ -144,8 +216,9 @@ def _supplier_candidates(lines) -> list[Candidate]:
         name = _clean_name(ln)
         if rank >= 3:
             break
-        if not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name):
-            continue
+        if (not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name)
+                or ln.rstrip().endswith(":") or _SELLER_LABEL.fullmatch(name)):
+            continue  # a label line is not a name
         if re.search(r"\d{4,}|@|www\.|http|\btel\b|\bfax\b", name, re.IGNORECASE):
             continue
         if len(_HEADER_WORDS.findall(name)) >= 2 or name.startswith("-"):
