@@ -311,6 +311,13 @@ def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float =
             "out_of_fold": reliability([oof[i] for i in idx], [rows[i]["correct"] for i in idx]),
         }
     y = [r["correct"] for r in rows]
+    # what a user sees accepted without review: confidence >= threshold and no failed validation
+    # (a failed check always means needs_review, whatever the fitted confidence)
+    fail = FEATURES.index("check_fail")
+    accepted = {}
+    for kind, conf in (("in_sample", ins), ("out_of_fold", oof)):
+        ok = [r["correct"] for r, c in zip(rows, conf) if c >= review_threshold and not r["x"][fail]]
+        accepted[kind] = {"n": len(ok), "precision": round(sum(ok) / len(ok), 4) if ok else None}
     per_group = {g: {"in_sample": reliability([ins[i] for i, r in enumerate(rows) if r["group"] == g],
                                               [r["correct"] for r in rows if r["group"] == g]),
                      "out_of_fold": reliability([oof[i] for i, r in enumerate(rows) if r["group"] == g],
@@ -328,7 +335,7 @@ def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float =
         "groups": full,
         "training": {"fields": len(rows), "documents": len({r["doc"] for r in rows}), "families": families},
         "report": {"in_sample": reliability(ins, y), "out_of_fold": reliability(oof, y), "per_fold": per_fold,
-                   "per_group": per_group},
+                   "per_group": per_group, "accepted_without_review": accepted},
     }
 
 
@@ -341,6 +348,11 @@ def format_reliability(report: dict) -> str:
         lines.append(f"  {'bin':<9} {'n':>5} {'conf':>7} {'acc':>7}")
         for row in r.get("table", []):
             lines.append(f"  {row['bin']:<9} {row['n']:>5} {row['mean_confidence']:>7.3f} {row['accuracy']:>7.3f}")
+    acc = report.get("accepted_without_review")
+    if acc:
+        lines.append("accepted without review (confidence >= threshold, no failed check): precision in-sample "
+                     f"{acc['in_sample']['precision']} (n={acc['in_sample']['n']}), out-of-fold "
+                     f"{acc['out_of_fold']['precision']} (n={acc['out_of_fold']['n']})")
     lines.append("per fold (family): n, ECE in-sample / out-of-fold, precision@0.9 in-sample / out-of-fold")
     for fam, v in report.get("per_fold", {}).items():
         a, b = v["in_sample"], v["out_of_fold"]
