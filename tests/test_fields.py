@@ -575,6 +575,17 @@ def test_the_legal_particulars_footer_names_the_seller_not_the_address_window():
     assert _v(extract_fields([de], today=TODAY), "supplier_name") == "Elbtal Werkzeuge"
 
 
+def test_legal_block_name_past_its_address_and_label_words_are_not_names():
+    # name, street, town, country, then the managing director and the register: the block's name
+    text = ("Rechnung Nr. 77 vom 01.02.2024\nGesamtbetrag 50,00 EUR\nFjordholz GmbH\nKaistraße 20\n"
+            "24103 Kiel\nDeutschland\nGeschäftsführer: Ole Beispiel\nHandelsregisternummer: HRB 4711")
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "supplier_name") == "Fjordholz GmbH" and fx.fields["supplier_name"].source == "rules:legal_footer"
+    # 'Verkäufer-BIC:' is a BIC label, not a seller label; a bare label is never the name
+    text = "Rechnung Nr. 78\nGesamtbetrag 50,00 EUR\nVerkäufer-BIC:\nIBAN:\nBIC"
+    assert _v(extract_fields([text], today=TODAY), "supplier_name") is None
+
+
 def test_payee_label_and_long_merged_lines():
     text = "Rechnung Nr. 12\nGesamtbetrag 10,00 EUR\nKontoinhaber: Auwald Papier, IBAN DE89 3704 0044 0532 0130 00"
     assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Auwald Papier"
@@ -709,8 +720,8 @@ def test_confidence_calibration_out_of_fold(corpus):
     print({k: {x: report[k][x] for x in ("n", "ece", "precision_at_0.9", "n_at_0.9")} for k in ("in_sample", "out_of_fold")})
     assert report["out_of_fold"]["n"] > 700
     assert report["out_of_fold"]["ece"] <= 0.05
-    # measured 0.967 out of fold (target 0.97, not reached; README), 0.985 in-sample
+    # measured 0.962 out of fold (target 0.97, not reached; README), 0.981 in-sample
     assert report["out_of_fold"]["precision_at_0.9"] >= 0.95
-    # what is accepted without review (confidence >= 0.9 and no failed check): 0.979 out of fold
+    # what is accepted without review (confidence >= 0.9 and no failed check): 0.972 out of fold
     accepted = report["accepted_without_review"]["out_of_fold"]
     assert accepted["n"] > 350 and accepted["precision"] >= 0.97, accepted

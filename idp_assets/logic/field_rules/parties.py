@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from idp_assets.logic.field_rules.candidates import Candidate
-from idp_assets.logic.field_rules.labels import label_alternation
+from idp_assets.logic.field_rules.labels import label_alternation, vocabulary
 from idp_assets.logic.numbers import find_amounts
 
 
@@ -17,7 +17,7 @@ _LEGAL_FORM = re.compile(
     r"Enterprise|Trading|Co\.|Company)(?![\w-])"
 )
 # seller / buyer labels: idp_assets/logic/data/invoice_labels.json (BG-4 seller, BG-7 buyer)
-_SELLER_LABEL = re.compile(r"(?i)^" + label_alternation("seller") + r"(?![\w])[ \t]*:?[ \t]*(.*)$")
+_SELLER_LABEL = re.compile(r"(?i)^" + label_alternation("seller") + r"(?![\w-])[ \t]*:?[ \t]*(.*)$")
 _SOLD_BY = re.compile(r"(?i)(?<![\w])sold[ \t]+by[ \t]*:?[ \t]*(.+)$")
 _BUYER_LABEL = re.compile(r"(?i)^" + label_alternation("buyer") + r"(?![\w])")
 _NAME_LABEL = re.compile(r"(?i)^" + label_alternation("party_name") + r"[ \t]*:[ \t]*")
@@ -26,8 +26,10 @@ _PAYEE_LABEL = re.compile(r"(?i)(?<![\w])" + label_alternation("payee") + r"(?![
 # the legal particulars a company's letters and invoices must carry (registered office, register,
 # share capital: BT-30 and the national rules cited in the vocabulary): the seller's own block
 _REGISTRATION = re.compile(r"(?i)(?<![\w])" + label_alternation("legal_registration") + r"(?![\w])")
+_DOC_TYPE_START = re.compile(r"(?i)^" + label_alternation("document_type") + r"(?![\w])")
 _DOC_TYPE_WORD = re.compile(r"(?i)^" + label_alternation("document_type") + r"$")
 _CONNECTORS = {"&", "+", "und", "and", "et", "en", "e", "y", "-"}
+_ANY_LABEL = re.compile(r"(?i)" + label_alternation(*[f for f in vocabulary()["fields"] if f != "legal_registration"]))
 _CONTACT = re.compile(r"(?i)@|www\.|https?:|\b(?:tel|fax|phone|t[ée]l[ée]?phone|telefon)\b")
 _TITLE_LINE = re.compile(
     r"(?i)^[\W_]*(?:(?:simplified[ \t]+)?tax[ \t]+invoice|invoice|rechnung|facture|factuur|receipt|official[ \t]+receipt|"
@@ -94,19 +96,30 @@ def _trailing_company(s: str) -> str:
     return " ".join(reversed(keep)) if len(keep) >= 2 else s
 
 
+REGISTRATION_WALK = 4  # lines above a legal-particulars line searched for the company's name
+
+
+def _is_label_word(s: str) -> bool:
+    """A bare vocabulary label ('BIC', 'Name', 'Steuernummer') is never a company name."""
+    return bool(_ANY_LABEL.fullmatch(s.strip(" .:")))
+
+
 def _registration_name(lines, k: int) -> Candidate | None:
     """The company name of a legal-particulars line ('Sitz der Gesellschaft: ...', 'RCS Paris B ...',
-    'KvK ...'): its own first segment where that is a name, else the nearest name line at most two
-    lines above on the same page (skipping other particulars lines). One vote per name line."""
+    'Geschäftsführer: ...'): its own first segment where that is a name, else the name of the
+    block above it (at most REGISTRATION_WALK lines, same page): over address lines (a number in a
+    short line) and other particulars lines, the nearest line with a legal form, else the topmost
+    name line before anything else. One vote per name line."""
     pno, li, ln = lines[k]
     m = _REGISTRATION.search(ln)
     if not m:
         return None
     head = _clean_name(_SENDER_SPLIT.split(ln[: m.start()])[0]) if m.start() else ""
     if (head and _looks_like_name(head) and not re.search(r"\d|:", head) and not _LEGAL_FORM.fullmatch(head)
-            and not _CONTACT.search(head)):
+            and not _CONTACT.search(head) and not _is_label_word(head)):
         return Candidate(_cut_after_legal_form(head), ln, pno, li, "legal_footer", 0.7)
-    for j in range(k - 1, max(-1, k - 3), -1):
+    names: list[tuple[str, str, int]] = []
+    for j in range(k - 1, max(-1, k - 1 - REGISTRATION_WALK), -1):
         jp, jl, prev = lines[j]
         if jp != pno:
             break
@@ -114,9 +127,20 @@ def _registration_name(lines, k: int) -> Candidate | None:
             continue
         name = _clean_name(prev)
         if (_looks_like_name(name) and not re.search(r"\d{3,}|:", name) and not _CONTACT.search(name)
-                and not _TITLE_LINE.match(name) and not _BUYER_LABEL.match(name)):
-            return Candidate(name, prev, jp, jl, "legal_footer", 0.7)
+                and not _TITLE_LINE.match(name) and not _BUYER_LABEL.match(name) and not _is_label_word(name)):
+            if _LEGAL_FORM.search(name) and not _LEGAL_FORM.fullmatch(name):
+                return Candidate(_cut_after_legal_form(name), prev, jp, jl, "legal_footer", 0.7)
+            names.append((name, prev, jl))
+            continue
+        if re.search(r"\d", prev) and len(prev.split()) <= 6:
+            continue  # street, postcode and town
         break
+    if names:
+        # the name right above the particulars is the usual layout; a name further up past address
+        # lines is a weaker guess (OCR may have read another column in between)
+        name, raw, jl = names[-1]
+        direct = len(names) == 1 and lines[k - 1][2] == raw
+        return Candidate(name, raw, pno, jl, "legal_footer", 0.7 if direct else 0.45)
     return None
 
 
@@ -137,7 +161,7 @@ def _seller_block_name(lines, k: int) -> list[Candidate]:
         m = _NAME_LABEL.match(ln)
         if m:
             name = _clean_name(ln[m.end():])
-            if _looks_like_name(name):
+            if _looks_like_name(name) and not _is_label_word(name):
                 return [Candidate(name, ln, jp, jl, "seller_label", 0.85)]
             continue
         if (re.fullmatch(r"\(.*\)", ln) or (_ID_LINE.match(ln) and not _LEGAL_FORM.search(ln))
@@ -145,7 +169,7 @@ def _seller_block_name(lines, k: int) -> list[Candidate]:
             continue  # a remark, an identifier, or a label whose value the OCR put elsewhere
         seg = _trailing_company(_cut_after_legal_form(_clean_name(ln))) if _LEGAL_FORM.search(ln) else ln
         name = _clean_name(_SENDER_SPLIT.split(seg)[0])
-        if _looks_like_name(name) and not re.search(r"\d{3,}", name):
+        if _looks_like_name(name) and not re.search(r"\d{3,}", name) and not _is_label_word(name):
             return [Candidate(name, ln, jp, jl, "seller_label", 0.85 if j == k + 1 else 0.8)]
         break
     return []
@@ -167,7 +191,7 @@ def _supplier_candidates(lines) -> list[Candidate]:
             m = None  # 'Lieferant GmbH' / 'Fournisseur SARL': the label word is the name itself
         if m:
             rest = _clean_name(m.group(1))
-            if rest and _looks_like_name(rest) and not re.search(r"\d{3,}", rest):
+            if rest and _looks_like_name(rest) and not re.search(r"\d{3,}", rest) and not _is_label_word(rest):
                 out.append(Candidate(rest, m.group(1), pno, li, "seller_label", 0.85))
             else:
                 out.extend(_seller_block_name(lines, k))
@@ -217,7 +241,9 @@ def _supplier_candidates(lines) -> list[Candidate]:
         if rank >= 3:
             break
         if (not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name)
-                or ln.rstrip().endswith(":") or _SELLER_LABEL.fullmatch(name)):
+                or ln.rstrip().endswith(":") or _is_label_word(name)
+                or (_DOC_TYPE_START.match(name) and re.search(r"\d", name))  # 'Rechnung Nr. 78'
+                or find_amounts(name)):
             continue  # a label line is not a name
         if re.search(r"\d{4,}|@|www\.|http|\btel\b|\bfax\b", name, re.IGNORECASE):
             continue
