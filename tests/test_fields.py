@@ -633,6 +633,26 @@ def test_ocr_read_column_by_column_is_regrouped_into_visual_lines():
     assert _v(alone, "supplier_name") == "Nordlicht Handel GmbH"
 
 
+def test_a_labelled_total_in_the_visual_lines_beats_a_paid_amount_guess():
+    from idp_assets.logic.tables import ocr_layout_text
+
+    # labels in one column, amounts in another, read column by column; the page text pairs no
+    # total label with an amount, only 'Paid by card' (a fallback: the amount paid)
+    rows = [("Room charges", "Rs 2400"), ("Grand Total", "Rs 2400"), ("Balance", "Rs 0")]
+    words = []
+    for i, (label, value) in enumerate(rows):
+        y = 100 + 40 * i
+        words.append(OcrWord(text=label, confidence=0.95, bbox=(50, y, 300, y + 25)))
+        words.append(OcrWord(text=value, confidence=0.95, bbox=(500, y + 2, 700, y + 27)))
+    words.append(OcrWord(text="Paid by card (Rs 2000)", confidence=0.95, bbox=(50, 300, 400, 325)))
+    column_text = "\n".join([r[0] for r in rows] + [r[1] for r in rows] + ["Paid by card (Rs 2000)"])
+    alone = extract_fields([column_text], [words], page_confidences=[0.95], today=TODAY)
+    assert alone.fields["total"].source.startswith("rules:fallback")
+    fx = extract_fields([column_text], [words], page_confidences=[0.95], today=TODAY,
+                        layout_text_by_page=lambda: [ocr_layout_text(words)])
+    assert _v(fx, "total") == "2400.00" and fx.fields["total"].source.startswith("rules:layout_")
+
+
 def test_receipt_rounding_glued_currency_and_ocr_slips():
     from idp_assets.logic.numbers import find_amounts, find_dates
 

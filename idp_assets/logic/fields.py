@@ -189,6 +189,8 @@ def extract_fields(
                 put(name, solved[name])
             if not _amounts_add_up(fields):  # no better: keep what the page text gave, fill only gaps
                 for name in ("total", "net_total", "tax_total"):
+                    if name == "total" and _labelled_beats_fallback(before.get(name), fields.get(name)):
+                        continue  # a total next to its label in the visual lines beats a paid/subtotal guess
                     if name in before:
                         fields[name] = before[name]
                         evidence[name] = before_evidence[name]
@@ -262,6 +264,13 @@ def _as_layout(cands: list[Candidate]) -> list[Candidate]:
         c.rule = "layout_" + c.rule
         c.strength *= LAYOUT_FALLBACK_WEIGHT
     return cands
+
+
+def _labelled_beats_fallback(before: FieldValue | None, after: FieldValue | None) -> bool:
+    """Whether the layout pass found a labelled total where the page text had only a fallback
+    (the cash paid, a subtotal): the label's own value is the better reading."""
+    return (before is not None and after is not None and before.source.startswith("rules:fallback")
+            and after.source.startswith("rules:layout_") and "fallback" not in after.source)
 
 
 def _amounts_add_up(fields: dict[str, FieldValue]) -> bool:
