@@ -41,6 +41,12 @@ class RawPage(_Model):
     image_coverage: float = Field(default=0.0, ge=0.0, le=1.0, description="share of the page covered by images")
     page_width_pt: float | None = None
     page_height_pt: float | None = None
+    image_regions: list[tuple[float, float, float, float]] = Field(
+        default_factory=list,
+        description="pictures on a born-digital page that hold no text-layer text, each at least "
+        "IMAGE_REGION_MIN_AREA of the page: (x0, y0, x1, y1) as shares of the page width/height, "
+        "origin top left; OCR reads them and adds their text to the text layer's",
+    )
 
 
 class RawPages(_Model):

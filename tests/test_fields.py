@@ -586,6 +586,15 @@ def test_legal_block_name_past_its_address_and_label_words_are_not_names():
     assert _v(extract_fields([text], today=TODAY), "supplier_name") is None
 
 
+def test_the_addressee_above_an_attention_line_is_not_the_seller():
+    # the buyer's address block without a 'Bill to' header: 'T.a.v.' (attention of) names its contact
+    text = ("Kopie factuur\nVeldhuis Handel B.V.\nT.a.v. J. de Vries\nKerkstraat 4\n3500 AB Utrecht\n"
+            "Factuur totaal EUR 49,99\nThe issuer printed their company data below\nZonnebloem Koffie B.V.\n"
+            "Molenweg 3, 8401 BL Gorredijk")
+    fx = extract_fields([text], today=TODAY)
+    assert _v(fx, "supplier_name") == "Zonnebloem Koffie B.V.", fx.fields.get("supplier_name")
+
+
 def test_payee_label_and_long_merged_lines():
     text = "Rechnung Nr. 12\nGesamtbetrag 10,00 EUR\nKontoinhaber: Auwald Papier, IBAN DE89 3704 0044 0532 0130 00"
     assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Auwald Papier"
@@ -740,8 +749,8 @@ def test_confidence_calibration_out_of_fold(corpus):
     print({k: {x: report[k][x] for x in ("n", "ece", "precision_at_0.9", "n_at_0.9")} for k in ("in_sample", "out_of_fold")})
     assert report["out_of_fold"]["n"] > 700
     assert report["out_of_fold"]["ece"] <= 0.05
-    # measured 0.962 out of fold (target 0.97, not reached; README), 0.981 in-sample
+    # measured 0.965 out of fold (target 0.97, not reached; README), 0.981 in-sample
     assert report["out_of_fold"]["precision_at_0.9"] >= 0.95
-    # what is accepted without review (confidence >= 0.9 and no failed check): 0.972 out of fold
+    # what is accepted without review (confidence >= 0.9 and no failed check): 0.976 out of fold
     accepted = report["accepted_without_review"]["out_of_fold"]
     assert accepted["n"] > 350 and accepted["precision"] >= 0.97, accepted

@@ -350,3 +350,21 @@ def test_router_is_a_dagster_resource():
     assert isinstance(r, ConfigurableResource)
     assert r.engine("tesseract").languages == ["eng"]
     assert set(r.engines_health()) >= {"tesseract", "text_layer", "docling"}
+
+
+def test_a_text_free_picture_on_a_born_digital_page_is_read_by_ocr():
+    # saeco: the seller's name, address and VAT number are an image under a complete text layer;
+    # netpresse: only a small logo (under IMAGE_REGION_MIN_AREA), nothing to read
+    data = (CORPUS / "invoices_pdf" / "invoice-i2d-saeco.pdf").read_bytes()
+    raw, images = load_document("5" * 64, data, "application/pdf")
+    page = raw.pages[0]
+    assert images == [None] and len(page.image_regions) == 1
+    x0, y0, x1, y1 = page.image_regions[0]
+    assert 0 <= x0 < x1 <= 1 and 0.5 < y0 < y1 <= 1  # near the bottom, origin top left
+    out = OcrRouter().ocr_document(raw, images, render=page_image_loader(data, raw)).pages[0]
+    assert out.engine == "text_layer" and "1 of 1 picture(s) without text layer read by" in out.route_reason
+    assert "Factuur" in out.text and "Nederland B.V." in out.text  # the text layer and the picture
+    assert len(out.attempts) == 2 and out.attempts[1].ok and 0 < out.attempts[1].confidence <= 1
+    small, _ = load_document("6" * 64, (CORPUS / "invoices_pdf" / "invoice-i2d-netpresseinvoice.pdf").read_bytes(),
+                             "application/pdf")
+    assert 0 < small.pages[0].image_coverage < 0.05 and small.pages[0].image_regions == []

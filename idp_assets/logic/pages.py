@@ -325,9 +325,10 @@ def text_layer_is_complete(
        an OCR'd (searchable) text layer passes, a scan that only carries a
        stamp, Bates number or header line does not.
 
-    Known limit: a born-digital page with a lot of text *and* a large embedded
-    scan (>= `min_chars_on_scan` chars) counts as complete, so text inside
-    that picture is not read.
+    A born-digital page with a lot of text *and* a large embedded picture
+    (>= `min_chars_on_scan` chars) counts as complete; the picture is then
+    listed in `RawPage.image_regions` (see `text_free_image_regions`) and the
+    router reads it by OCR on top of the text layer.
     """
     if chars < min_chars:
         return False
@@ -336,6 +337,42 @@ def text_layer_is_complete(
     if image_coverage >= scan_coverage and chars < min_chars_on_scan:
         return False
     return True
+
+
+# a picture on a born-digital page is read by OCR when it covers at least this share of the page
+# (docling's bitmap_area_threshold default) and holds almost no text-layer text: a letterhead, an
+# address block or a stamp pasted in as an image; small logos and icons are left alone
+IMAGE_REGION_MIN_AREA = 0.05
+IMAGE_REGION_MAX_TEXT = 10  # text-layer characters inside a picture that is still "text-free"
+MAX_IMAGE_REGIONS = 4  # per page, largest first
+
+
+def text_free_image_regions(page, rects, page_box) -> list[tuple[float, float, float, float]]:
+    """Pictures of a text-layer page worth reading by OCR, as (x0, y0, x1, y1) shares of the
+    page (origin top left), largest first: at least IMAGE_REGION_MIN_AREA of the page, with at
+    most IMAGE_REGION_MAX_TEXT characters of the text layer inside."""
+    pl, pb, pr, pt = page_box
+    pw, ph = pr - pl, pt - pb
+    if pw <= 0 or ph <= 0:
+        return []
+    found = []
+    textpage = page.get_textpage()
+    try:
+        for left, bottom, right, top in rects:
+            l, r = max(min(left, right), pl), min(max(left, right), pr)
+            b, t = max(min(bottom, top), pb), min(max(bottom, top), pt)
+            area = (r - l) * (t - b) / (pw * ph)
+            if r <= l or t <= b or area < IMAGE_REGION_MIN_AREA:
+                continue
+            inside = textpage.get_text_bounded(l, b, r, t) or ""
+            if sum(1 for ch in inside if not ch.isspace()) > IMAGE_REGION_MAX_TEXT:
+                continue
+            found.append((area, (round((l - pl) / pw, 4), round((pt - t) / ph, 4),
+                                 round((r - pl) / pw, 4), round((pt - b) / ph, 4))))
+    finally:
+        textpage.close()
+    found.sort(key=lambda x: -x[0])
+    return [box for _, box in found[:MAX_IMAGE_REGIONS]]
 
 
 def image_coverage_of_rects(
@@ -492,8 +529,10 @@ def pdf_page_record(pdf, i: int, dpi: float, max_pixels: int, *, form_values=Non
             box = page.get_cropbox()
         except Exception:  # noqa: BLE001
             box = (0.0, 0.0, width_pt, height_pt)
-        coverage = min(1.0, image_coverage_of_rects(_image_rects(page), box))
+        rects = _image_rects(page)
+        coverage = min(1.0, image_coverage_of_rects(rects, box))
         complete = text_layer_is_complete(chars, coverage, text_validity(text) if chars else 0.0)
+        regions = text_free_image_regions(page, rects, box) if complete and rects else []
         image = None
         page_dpi = float(dpi)
         if not complete or force_image:
@@ -509,6 +548,7 @@ def pdf_page_record(pdf, i: int, dpi: float, max_pixels: int, *, form_values=Non
             image_coverage=round(coverage, 4),
             page_width_pt=round(width_pt, 3),
             page_height_pt=round(height_pt, 3),
+            image_regions=regions,
         )
         return record, image
     finally:

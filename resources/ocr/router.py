@@ -435,6 +435,12 @@ class OcrRouter(ConfigurableResource):
             if name != first or not accepted:
                 route_reason += f"; kept {name}" + ("" if accepted else " (best confidence)")
         text = out.text.strip()
+        if name == prefs.text_engine and kind == "pdf" and raw_page.image_regions:
+            extra, region_attempts, region_note = self._read_image_regions(raw_page, render)
+            attempts.extend(region_attempts)
+            route_reason += "; " + region_note
+            if extra:
+                text = "\n\n".join([text, *extra]) if text else "\n\n".join(extra)
         empty_reason = None
         if not text:
             if kind == "office":
@@ -458,6 +464,45 @@ class OcrRouter(ConfigurableResource):
             attempts=attempts,
             empty_reason=empty_reason,
         )
+
+    def _read_image_regions(self, raw_page: RawPage, render) -> tuple[list[str], list[EngineAttempt], str]:
+        """OCR of the text-free pictures of a born-digital page (``RawPage.image_regions``: a
+        letterhead or address block pasted in as an image): (their texts, the attempts, a note
+        for the route reason). The first healthy image engine reads each region under the page
+        time limit; a region read below the engine's confidence threshold adds nothing."""
+        prefs = self.prefs()
+        health = self.engines_health()
+        engine_name = next((n for n in prefs.image_engines if _healthy(health, n)), None)
+        n = len(raw_page.image_regions)
+        if engine_name is None:
+            return [], [], f"{n} picture(s) without text layer not read (no healthy image engine)"
+        image = render(raw_page.number) if render is not None else None
+        if image is None:
+            return [], [], f"{n} picture(s) without text layer not read (page not renderable)"
+        engine = self.engine(engine_name)
+        threshold = max(self.min_confidence, self.engine_min_confidence.get(engine_name, 0.0))
+        width_pt = raw_page.page_width_pt or 0.0
+        dpi = image.width / (width_pt / 72.0) if width_pt else float(raw_page.dpi or 0.0)
+        texts: list[str] = []
+        attempts: list[EngineAttempt] = []
+        for x0, y0, x1, y1 in raw_page.image_regions:
+            box = (int(x0 * image.width), int(y0 * image.height), int(x1 * image.width) + 1, int(y1 * image.height) + 1)
+            crop = image.crop(box)
+            region = RawPage(number=raw_page.number, width=crop.width, height=crop.height, dpi=round(dpi, 3))
+            t0 = time.perf_counter()
+            try:
+                out = run_with_timeout(lambda c=crop, r=region: engine.read(c, r), self.page_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - a picture that cannot be read adds nothing
+                attempts.append(EngineAttempt(engine=engine_name, seconds=round(time.perf_counter() - t0, 4), ok=False,
+                                              error=f"picture {box}: {type(exc).__name__}: {exc}"))
+                continue
+            seconds = round(time.perf_counter() - t0, 4)
+            kept = bool(out.text.strip()) and out.confidence is not None and out.confidence >= threshold
+            attempts.append(EngineAttempt(engine=engine_name, seconds=seconds, confidence=out.confidence, ok=True,
+                                          error=None if kept else f"picture {box}: nothing kept"))
+            if kept:
+                texts.append(out.text.strip())
+        return texts, attempts, f"{len(texts)} of {n} picture(s) without text layer read by {engine_name}"
 
     def complexity_chain(self, raw_page: RawPage, image, health: Health, *, occupancy: Mapping[str, float] | None = None):
         """(engines for an image page ordered by its measured complexity, reason, features or None)."""

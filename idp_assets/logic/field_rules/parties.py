@@ -20,6 +20,8 @@ _LEGAL_FORM = re.compile(
 _SELLER_LABEL = re.compile(r"(?i)^" + label_alternation("seller") + r"(?![\w-])[ \t]*:?[ \t]*(.*)$")
 _SOLD_BY = re.compile(r"(?i)(?<![\w])sold[ \t]+by[ \t]*:?[ \t]*(.+)$")
 _BUYER_LABEL = re.compile(r"(?i)^" + label_alternation("buyer") + r"(?![\w])")
+# 'T.a.v. J. Jansen', 'z. Hd. Frau Muster', 'Attn: Accounts': the line above is the addressee (the buyer)
+_ATTENTION = re.compile(r"(?i)^" + label_alternation("buyer_contact") + r"(?![\w])")
 _NAME_LABEL = re.compile(r"(?i)^" + label_alternation("party_name") + r"[ \t]*:[ \t]*")
 # the payee / payment account name (BT-59 / BT-85): 'Kontoinhaber: Beispiel GmbH', 'Beneficiary: ...'
 _PAYEE_LABEL = re.compile(r"(?i)(?<![\w])" + label_alternation("payee") + r"(?![\w])[ \t]*:[ \t]*(.+)$")
@@ -69,6 +71,16 @@ def _looks_like_name(s: str) -> bool:
     letters = sum(ch.isalpha() for ch in s)
     return (len(s) >= 3 and letters >= 3 and letters / max(len(s.replace(" ", "")), 1) >= 0.6
             and len(s.split()) <= MAX_NAME_WORDS)
+
+
+def _capitalised(s: str) -> bool:
+    """Most words start with a capital or a digit: a name, not a sentence ('The issuer put their
+    company data below' is not a company)."""
+    words = [w for w in re.findall(r"[^\W_][\w'.&-]*", s) if any(ch.isalpha() for ch in w)]
+    if not words:
+        return True
+    return sum(1 for w in words if w[0].isupper() or w[0].isdigit() or not w[0].isalpha()) * 2 >= len(words) \
+        or sum(1 for w in words if any(ch.isupper() for ch in w)) * 2 > len(words)
 
 
 def _trailing_company(s: str) -> str:
@@ -183,7 +195,8 @@ def _supplier_candidates(lines) -> list[Candidate]:
     for k, (pno, li, ln) in enumerate(lines):
         if _BUYER_LABEL.match(ln):
             buyer_until = k + 5
-        in_buyer = k <= buyer_until
+        attention_next = k + 1 < len(lines) and lines[k + 1][0] == pno and _ATTENTION.match(lines[k + 1][2])
+        in_buyer = k <= buyer_until or bool(attention_next)
         pos_factor = 1.0 - 0.35 * min(k / n1, 1.0) if pno == 1 else 0.6
 
         m = _SELLER_LABEL.match(ln)
@@ -220,6 +233,7 @@ def _supplier_candidates(lines) -> list[Candidate]:
             seg = next((p for p in parts if _LEGAL_FORM.search(p)), ln)
             name = _clean_name(_trailing_company(_cut_after_legal_form(seg)))
             if (_looks_like_name(name) and len(name) <= 80 and _LEGAL_FORM.sub("", name).strip(" .,&()") != ""
+                    and _capitalised(_LEGAL_FORM.sub("", name))
                     and "%" not in name and not find_amounts(name) and not _TOTAL_WORD.match(name)):
                 # the legal form alone at line start ('Sdn Bhd' continuing the line above)
                 if _LEGAL_FORM.match(name) and k > 0 and lines[k - 1][0] == pno:
@@ -236,8 +250,10 @@ def _supplier_candidates(lines) -> list[Candidate]:
 
     # first prominent lines of page 1
     rank = 0
-    for pno, li, ln in first_page_lines[:8]:
+    for idx, (pno, li, ln) in enumerate(first_page_lines[:8]):
         name = _clean_name(ln)
+        if idx + 1 < len(first_page_lines) and _ATTENTION.match(first_page_lines[idx + 1][2]):
+            continue  # the addressee above an attention line
         if rank >= 3:
             break
         if (not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name)
