@@ -130,4 +130,8 @@ def test_bench_registry_registers_every_document_once(tmp_path, monkeypatch):
     lim = r["partition_limit"]
     assert lim["partitions_at_1m_documents"] == 1_000_000 // lim["documents_per_partition"]
     assert lim["within_recommendation_at_1m"] is (lim["partitions_at_1m_documents"] <= 100_000)
+    # the UI's status query, answered by dagster-webserver over the bench's own instance
+    gq = r["graphql_status"]
+    assert gq["materialized"] == 120 and gq["first_seconds"] > 0 and gq["repeat_seconds_median"] > 0
+    assert gq["partition_stats"]["numPartitions"] == 1200 and gq["partition_stats"]["numMaterialized"] == 120
     assert not home.exists()
