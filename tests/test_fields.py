@@ -561,26 +561,28 @@ def test_seller_block_skips_identifier_lines_and_reads_name_lines():
     assert _v(extract_fields([text], today=TODAY), "supplier_name") == "Harbour Tools Ltd"
 
 
-def test_the_legal_particulars_footer_names_the_seller_not_the_address_window():
+LEGAL_PARTICULARS = [
     # an address window first (buyer name, person, street, town), the seller only in the footer
     # that company law requires (registered office, register, share capital)
-    text = ("KRONWERK\nJana Beispiel\n12 rue des Lilas\n69003 Lyon\nFacture n° 2024-117\nDate : 03/04/2024\n"
-            "Total TTC : 120,00 €\nMERIDIAN MEDIA\nSiège social : 4 place Carnot - 75001 Paris – Tél : 01 23 45 67 89\n"
-            "SARL au capital de 5 000€ - RCS Paris B 123 456 789")
-    fx = extract_fields([text], today=TODAY)
-    assert _v(fx, "supplier_name") == "MERIDIAN MEDIA", fx.fields.get("supplier_name")
-    assert fx.fields["supplier_name"].source == "rules:legal_footer"
-    de = ("Herrn\nMax Muster\nLindenweg 2\n50667 Köln\nRechnung Nr. 4471 vom 02.05.2024\nGesamtbetrag 119,00 EUR\n"
-          "Elbtal Werkzeuge\nSitz der Gesellschaft: Dresden · Amtsgericht Dresden HRB 9876")
-    assert _v(extract_fields([de], today=TODAY), "supplier_name") == "Elbtal Werkzeuge"
-
-
-def test_legal_block_name_past_its_address_and_label_words_are_not_names():
+    ("KRONWERK\nJana Beispiel\n12 rue des Lilas\n69003 Lyon\nFacture n° 2024-117\nDate : 03/04/2024\n"
+     "Total TTC : 120,00 €\nMERIDIAN MEDIA\nSiège social : 4 place Carnot - 75001 Paris – Tél : 01 23 45 67 89\n"
+     "SARL au capital de 5 000€ - RCS Paris B 123 456 789", "MERIDIAN MEDIA"),
+    ("Herrn\nMax Muster\nLindenweg 2\n50667 Köln\nRechnung Nr. 4471 vom 02.05.2024\nGesamtbetrag 119,00 EUR\n"
+     "Elbtal Werkzeuge\nSitz der Gesellschaft: Dresden · Amtsgericht Dresden HRB 9876", "Elbtal Werkzeuge"),
     # name, street, town, country, then the managing director and the register: the block's name
-    text = ("Rechnung Nr. 77 vom 01.02.2024\nGesamtbetrag 50,00 EUR\nFjordholz GmbH\nKaistraße 20\n"
-            "24103 Kiel\nDeutschland\nGeschäftsführer: Ole Beispiel\nHandelsregisternummer: HRB 4711")
+    ("Rechnung Nr. 77 vom 01.02.2024\nGesamtbetrag 50,00 EUR\nFjordholz GmbH\nKaistraße 20\n"
+     "24103 Kiel\nDeutschland\nGeschäftsführer: Ole Beispiel\nHandelsregisternummer: HRB 4711", "Fjordholz GmbH"),
+]
+
+
+@pytest.mark.parametrize("text, seller", LEGAL_PARTICULARS)
+def test_the_legal_particulars_name_the_seller_not_the_address_window(text, seller):
     fx = extract_fields([text], today=TODAY)
-    assert _v(fx, "supplier_name") == "Fjordholz GmbH" and fx.fields["supplier_name"].source == "rules:legal_footer"
+    assert _v(fx, "supplier_name") == seller, fx.fields.get("supplier_name")
+    assert fx.fields["supplier_name"].source == "rules:legal_footer"
+
+
+def test_label_words_are_not_names():
     # 'Verkäufer-BIC:' is a BIC label, not a seller label; a bare label is never the name
     text = "Rechnung Nr. 78\nGesamtbetrag 50,00 EUR\nVerkäufer-BIC:\nIBAN:\nBIC"
     assert _v(extract_fields([text], today=TODAY), "supplier_name") is None
