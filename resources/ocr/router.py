@@ -394,7 +394,7 @@ class OcrRouter(ConfigurableResource):
             seconds = round(time.perf_counter() - t0, 4)
             if out.text.strip():
                 readings.append((name, out))
-            threshold = max(self.min_confidence, self.engine_min_confidence.get(name, 0.0))
+            threshold = self._min_confidence_of(name)
             if out.confidence is not None and out.confidence >= threshold:
                 attempts.append(EngineAttempt(engine=name, seconds=seconds, confidence=out.confidence, ok=True))
                 best, accepted = (name, out), True
@@ -465,6 +465,10 @@ class OcrRouter(ConfigurableResource):
             empty_reason=empty_reason,
         )
 
+    def _min_confidence_of(self, name: str) -> float:
+        """The confidence an engine's reading needs to be kept: the router's floor or the engine's own."""
+        return max(self.min_confidence, self.engine_min_confidence.get(name, 0.0))
+
     def _read_image_regions(self, raw_page: RawPage, render) -> tuple[list[str], list[EngineAttempt], str]:
         """OCR of the text-free pictures of a born-digital page (``RawPage.image_regions``: a
         letterhead or address block pasted in as an image): (their texts, the attempts, a note
@@ -480,7 +484,7 @@ class OcrRouter(ConfigurableResource):
         if image is None:
             return [], [], f"{n} picture(s) without text layer not read (page not renderable)"
         engine = self.engine(engine_name)
-        threshold = max(self.min_confidence, self.engine_min_confidence.get(engine_name, 0.0))
+        threshold = self._min_confidence_of(engine_name)
         width_pt = raw_page.page_width_pt or 0.0
         dpi = image.width / (width_pt / 72.0) if width_pt else float(raw_page.dpi or 0.0)
         texts: list[str] = []

@@ -29,7 +29,6 @@ _PAYEE_LABEL = re.compile(r"(?i)(?<![\w])" + label_alternation("payee") + r"(?![
 # share capital: BT-30 and the national rules cited in the vocabulary): the seller's own block
 _REGISTRATION = re.compile(r"(?i)(?<![\w])" + label_alternation("legal_registration") + r"(?![\w])")
 _DOC_TYPE_START = re.compile(r"(?i)^" + label_alternation("document_type") + r"(?![\w])")
-_DOC_TYPE_WORD = re.compile(r"(?i)^" + label_alternation("document_type") + r"$")
 _CONNECTORS = {"&", "+", "und", "and", "et", "en", "e", "y", "-"}
 _ANY_LABEL = re.compile(r"(?i)" + label_alternation(*[f for f in vocabulary()["fields"] if f != "legal_registration"]))
 _CONTACT = re.compile(r"(?i)@|www\.|https?:|\b(?:tel|fax|phone|t[ée]l[ée]?phone|telefon)\b")
@@ -97,7 +96,7 @@ def _trailing_company(s: str) -> str:
         if _LEGAL_FORM.fullmatch(core) or _LEGAL_FORM.fullmatch(w.strip(",;:")):
             keep.append(w)
             continue
-        if not core or _DOC_TYPE_WORD.match(core):
+        if not core or _DOC_TYPE_START.fullmatch(core):
             break
         if core[0].isupper() or core[0].isdigit() or core.lower() in _CONNECTORS:
             keep.append(w)
@@ -192,11 +191,12 @@ def _supplier_candidates(lines) -> list[Candidate]:
     buyer_until = -1
     first_page_lines = [x for x in lines if x[0] == 1]
     n1 = max(len(first_page_lines), 1)
+    # the addressee: the line above an attention line ('T.a.v. ...') on the same page
+    addressees = {k for k in range(len(lines) - 1) if lines[k + 1][0] == lines[k][0] and _ATTENTION.match(lines[k + 1][2])}
     for k, (pno, li, ln) in enumerate(lines):
         if _BUYER_LABEL.match(ln):
             buyer_until = k + 5
-        attention_next = k + 1 < len(lines) and lines[k + 1][0] == pno and _ATTENTION.match(lines[k + 1][2])
-        in_buyer = k <= buyer_until or bool(attention_next)
+        in_buyer = k <= buyer_until or k in addressees
         pos_factor = 1.0 - 0.35 * min(k / n1, 1.0) if pno == 1 else 0.6
 
         m = _SELLER_LABEL.match(ln)
@@ -252,8 +252,8 @@ def _supplier_candidates(lines) -> list[Candidate]:
     rank = 0
     for idx, (pno, li, ln) in enumerate(first_page_lines[:8]):
         name = _clean_name(ln)
-        if idx + 1 < len(first_page_lines) and _ATTENTION.match(first_page_lines[idx + 1][2]):
-            continue  # the addressee above an attention line
+        if idx in addressees:  # page 1's lines come first in `lines`
+            continue
         if rank >= 3:
             break
         if (not _looks_like_name(name) or _TITLE_LINE.match(name) or _BUYER_LABEL.match(name)
