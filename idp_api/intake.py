@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from idp_api.limits import LimitError, check_media_type
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from idp_assets.retention import is_registered
 from resources.storage import printable, s3_client
 
 
@@ -41,7 +42,7 @@ def register(svc, data: bytes, filename: str, uri: str, by: str) -> Registered:
                                          "seen_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                          "submitted_by": by})
     created = False
-    if not svc.instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id):
+    if not is_registered(svc.instance, svc.store, doc_id):  # live partition or retired: same bytes, no new run
         # the job first: a crash before the partition exists leaves a queued job, and the worker adds it
         created = svc.queue.enqueue(doc_id, filename, uri, by)
         if created:

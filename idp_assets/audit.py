@@ -17,6 +17,7 @@ import click
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from idp_assets.retention import find_retired, get_retired
 from idp_assets.sqlite_storage import storage_overrides
 
 STAGES = ["source_documents", "raw_pages", "ocr_pages", "normalized_tables", "extracted_fields",
@@ -64,7 +65,9 @@ def instance_for(data_dir: str | None = None) -> DagsterInstance:
     return DagsterInstance.local_temp(str(home.resolve()), overrides=storage_overrides(str(home.resolve())))
 
 
-def resolve_document_id(instance: DagsterInstance, ref: str) -> str:
+def resolve_document_id(instance: DagsterInstance, ref: str, store=None) -> str:
+    """A file's sha256, a live partition key, or a retired document's id (`store` given), also by a
+    unique prefix of at least 6 characters."""
     p = Path(ref)
     if p.is_file():
         return hashlib.sha256(p.read_bytes()).hexdigest()
@@ -73,11 +76,14 @@ def resolve_document_id(instance: DagsterInstance, ref: str) -> str:
     if ref in known:
         return ref
     hits = [k for k in known if k.startswith(ref)] if len(ref) >= 6 else []
+    if store is not None and len(ref) >= 6:
+        hits = sorted(set(hits) | set(find_retired(store, ref)))
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
         raise click.ClickException(f"{ref!r} is ambiguous: {len(hits)} documents start with it")
-    raise click.ClickException(f"no document {ref!r} in this Dagster instance ({len(known)} documents known)")
+    retired = "" if store is None else " or retired"
+    raise click.ClickException(f"no document {ref!r} in this Dagster instance ({len(known)} live documents known{retired})")
 
 
 def _meta(mat, key):
@@ -85,7 +91,9 @@ def _meta(mat, key):
     return None if v is None else v.value
 
 
-def audit_document(instance: DagsterInstance, document_id: str) -> dict:
+def audit_document(instance: DagsterInstance, document_id: str, store=None) -> dict:
+    """Every materialization of the document's stages (from the event log: the same whether its
+    partition is live or retired); with `store`, the retirement record when it was retired."""
     stages = []
     for name in STAGES:
         recs = instance.fetch_materializations(
@@ -116,11 +124,15 @@ def audit_document(instance: DagsterInstance, document_id: str) -> dict:
         "pages": _meta(ocr, "routes") if ocr else None,
         "fields": _meta(fields, "fields") if fields else None,
         "supplier": {k: _meta(supplier, k) for k in ("supplier_id", "method", "score", "master_version")} if supplier else None,
+        "retired": rec.model_dump() if store is not None and (rec := get_retired(store, document_id)) else None,
     }
 
 
 def format_audit(a: dict) -> str:
     out = [f"document {a['document_id']}"]
+    if a.get("retired"):
+        out.append(f"  retired: {a['retired']['retired_at']} (partition removed past the live bound; "
+                   "`idp partitions restore` brings it back)")
     if a["source"]:
         out.append(f"  source: {a['source']['filename']} ({a['source']['media_type']}, {a['source']['bytes']} bytes) {a['source']['uri']}")
     out.append("  materializations:")
@@ -148,9 +160,12 @@ def audit(document: str, as_json: bool, data_dir: str | None) -> None:
     """Lineage of one document (its sha256, a unique prefix, or the file itself)."""
     import json
 
+    from idp_assets.settings import build_resources
+
     instance = instance_for(data_dir)
-    doc_id = resolve_document_id(instance, document)
-    a = audit_document(instance, doc_id)
+    store = build_resources(data_dir=data_dir)["document_store"].process_config_and_initialize()
+    doc_id = resolve_document_id(instance, document, store)
+    a = audit_document(instance, doc_id, store)
     if not a["materializations"]:
         raise click.ClickException(f"document {doc_id} is registered but has no materializations yet")
     click.echo(json.dumps(a, indent=2, default=str) if as_json else format_audit(a))

@@ -216,8 +216,10 @@ def graph_server(action: str) -> None:
 
 
 from idp_assets.audit import audit  # noqa: E402
+from idp_assets.retention_cli import partitions  # noqa: E402
 
 main.add_command(audit)
+main.add_command(partitions)
 
 from idp_assets.search_cli import search_cmd  # noqa: E402
 
@@ -246,9 +248,13 @@ def api(ctx: click.Context) -> None:
 @click.option("--all", "all_", is_flag=True, help="all three")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="only partitions with a run on or after this day (UTC)")
+@click.option("--retired", "with_retired", is_flag=True,
+              help="with --stale/--all: also retired documents whose recorded code versions changed (restored, then "
+                   "re-run; reads every retirement record)")
 @click.option("--dry-run", is_flag=True, help="only print the partitions and why")
 @click.option("--data-dir", default=None, help="embedded data folder; default $IDP_DATA_DIR or ./.idp")
-def backfill(stale: bool, failed: bool, missing: bool, all_: bool, since, dry_run: bool, data_dir: str | None) -> None:
+def backfill(stale: bool, failed: bool, missing: bool, all_: bool, since, with_retired: bool, dry_run: bool,
+             data_dir: str | None) -> None:
     """Re-run document partitions that are stale, failed or missing (in-process, like `idp process`)."""
     import os
 
@@ -261,15 +267,32 @@ def backfill(stale: bool, failed: bool, missing: bool, all_: bool, since, dry_ru
     reasons = REASONS if all_ else tuple(r for r, on in zip(REASONS, (failed, missing, stale)) if on)
     if not reasons:
         raise click.UsageError("choose --stale, --failed, --missing or --all")
+    if with_retired and "stale" not in reasons:
+        raise click.UsageError("--retired goes with --stale or --all (retired documents are finished: never failed or missing)")
     instance = instance_for(data_dir)
-    found = find_backfill_partitions(instance, defs.resolve_asset_graph(), reasons=reasons,
-                                     since=since.date() if since else None)
+    graph = defs.resolve_asset_graph()
+    found = find_backfill_partitions(instance, graph, reasons=reasons, since=since.date() if since else None)
     for c in found:
         click.echo(f"{c.partition}  {c.reason:<7}  {', '.join(c.assets)}  ({'; '.join(c.details)})")
-    click.echo(f"{len(found)} partitions to re-run" + (" (dry run)" if dry_run else ""), err=True)
+    resources = build_resources(data_dir=data_dir)
+    retired_stale = []
+    if with_retired:
+        from idp_assets.retention import restore, stale_retired
+
+        store = resources["document_store"].process_config_and_initialize()
+        retired_stale = stale_retired(store, graph)
+        for rec, assets in retired_stale:
+            click.echo(f"{rec.document_id}  stale    (retired {rec.retired_at}; new code version: {', '.join(assets)})")
+        if not dry_run and retired_stale:
+            ids = [rec.document_id for rec, _ in retired_stale]
+            for doc_id in ids:
+                restore(instance, store, doc_id)
+            found += find_backfill_partitions(instance, graph, reasons=("stale",), partitions=ids)
+    click.echo(f"{len(found) + (len(retired_stale) if dry_run else 0)} partitions to re-run"
+               + (f" ({len(retired_stale)} of them retired)" if with_retired else "")
+               + (" (dry run)" if dry_run else ""), err=True)
     if dry_run or not found:
         return
-    resources = build_resources(data_dir=data_dir)
     if not os.environ.get("IDP_EXPORT_DIR"):  # as `idp process`: exports next to the data dir
         resources["export_target"] = ExportTarget(out_dir=str(Path(resources["document_store"].root).parent / "exports"))
     results = run_candidates(found, ALL_ASSETS, resources, instance, progress=sys.stderr)

@@ -1,4 +1,4 @@
-"""Dagster definitions: assets (one dynamic partition per document), sensors, job, resources."""
+"""Dagster definitions: assets (one dynamic partition per document, finished ones retired past a bound), sensors, job, resources."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from idp_assets.thumbnails import page_thumbnails
 from sensors.backfill import make_backfill_schedule, make_backfill_sensor
 from sensors.common import PROCESS_JOB_NAME
 from sensors.inbox import inbox_sensor
+from sensors.retention import make_retention_sensor
 from sensors.s3 import s3_sensor
 
 # run workers, the daemon and the webserver load these definitions: their SQLite storages commit
@@ -60,11 +61,13 @@ def _definitions_asset_graph():
 
 backfill_schedule = make_backfill_schedule(asset_graph=_definitions_asset_graph)
 backfill_sensor = make_backfill_sensor(asset_graph=_definitions_asset_graph)
+# bounded live partitions: finished documents retire, their lineage stays (sensors/retention.py)
+retention_sensor = make_retention_sensor(asset_graph=_definitions_asset_graph)
 
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[process_document_job],
-    sensors=[inbox_sensor, s3_sensor, backfill_sensor],
+    sensors=[inbox_sensor, s3_sensor, backfill_sensor, retention_sensor],
     schedules=[backfill_schedule],  # nightly re-runs of failed / missing / stale documents (sensors/backfill.py)
     resources=build_resources(),
 )

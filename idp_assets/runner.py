@@ -41,6 +41,7 @@ from idp_assets.logic.export import export_files, failed_export, safe_stem
 from idp_assets.logic.inputs import InputError, InputFile, classify, display_path, expand, is_utf8_name, read_input
 from idp_assets.logic.safety import Limits
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from idp_assets.retention import restore
 from resources.storage import original_key
 
 INDEX = "index.jsonl"
@@ -129,7 +130,9 @@ class DocumentRunner:
         self.store.put_original(doc_id, data)
         self.store.put_source_record(doc_id, {"uri": uri, "filename": filename})
         if not self.instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id):
-            self.instance.add_dynamic_partitions(DOCUMENTS_PARTITIONS_NAME, [doc_id])
+            # a retired document processed again becomes a live partition again (its history stays)
+            if not restore(self.instance, self.store, doc_id):
+                self.instance.add_dynamic_partitions(DOCUMENTS_PARTITIONS_NAME, [doc_id])
         return doc_id
 
     def register(self, path: Path) -> tuple[str, bytes]:

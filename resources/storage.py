@@ -149,6 +149,34 @@ class DocumentStore(ConfigurableResource):
                 return False
         return self._path(key).exists()
 
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing key is not an error."""
+        if self.kind == "s3":
+            self._s3().delete_object(Bucket=self.bucket, Key=self._s3_key(key))
+            return
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def list_keys(self, prefix: str):
+        """Keys below `prefix` (a folder-like prefix such as ``retired/``), in no guaranteed order."""
+        if self.kind == "s3":
+            pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._s3_key(prefix))
+            strip = len(self._s3_key(""))
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+            return
+        root = Path(self.root).resolve()
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    yield Path(dirpath, name).relative_to(root).as_posix()
+
     # -- originals ----------------------------------------------------------
     def put_original(self, document_id: str, data: bytes) -> str:
         """Store the original bytes under their hash; idempotent (same bytes, same key)."""

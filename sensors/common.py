@@ -17,8 +17,8 @@ source:
    recorded (``put_source_record``) *before* anything is requested from Dagster.
 4. One :class:`dagster.SensorResult` is returned that adds the new document ids
    as ``documents`` partitions and requests one run per new id.  An id is "new"
-   when it is neither a partition yet (``instance.has_dynamic_partition``) nor
-   already handled earlier in the same tick: the same bytes seen twice (another
+   when it is neither a partition yet (``instance.has_dynamic_partition``), nor a retired
+   document (``idp_assets.retention``), nor already handled earlier in the same tick: the same bytes seen twice (another
    name, another source, another tick) give one partition and never two runs.
    ``run_key`` is the document id as a second line of defence.
 
@@ -54,7 +54,8 @@ from datetime import datetime, timezone
 from dagster import RunRequest, SensorEvaluationContext, SensorResult
 
 from idp_assets.compute import ocr_compute
-from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME, documents_partitions
+from idp_assets.partitions import documents_partitions
+from idp_assets.retention import is_registered
 from resources.storage import DocumentStore, printable
 
 COMPUTE_TAG = "idp/compute"
@@ -227,7 +228,7 @@ def ingest(
         state.mark_done(cand)
         stored += 1
 
-        if doc_id in handled_ids or context.instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id):
+        if doc_id in handled_ids or is_registered(context.instance, store, doc_id):
             known += 1
             log.info(f"{cand.uri} is already known as document {doc_id}; no new run")
             handled_ids.add(doc_id)

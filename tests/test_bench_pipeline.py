@@ -8,6 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from idp_assets.audit import STAGES as AUDITED
 from idp_assets.bench.pipeline import distinct_copy, prepare_inputs
 from idp_assets.cli import main
 from idp_assets.definitions import DOCUMENT_ASSETS
@@ -118,7 +119,7 @@ def test_bench_registry_registers_every_document_once(tmp_path, monkeypatch):
     home = tmp_path / "users_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # the user's instance is never touched
     out = tmp_path / "registry.json"
-    res = CliRunner().invoke(main, ["bench", "registry", "--docs", "1200", "--per-tick", "500",
+    res = CliRunner().invoke(main, ["bench", "registry", "--docs", "1200", "--per-tick", "500", "--max-live", "1000",
                                     "--work-dir", str(tmp_path / "work"), "--out", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
@@ -127,11 +128,17 @@ def test_bench_registry_registers_every_document_once(tmp_path, monkeypatch):
     assert r["queries"]["partitions"] == 1200
     assert len(list((tmp_path / "work" / "inbox").rglob("*.txt"))) == 1200
     assert r["steady_tick"]["seconds_median"] > 0 and r["steady_tick"]["cursor_bytes"] > 1200
+    # retention: 1200 live, bound 1000 -> the 300 oldest (finished) retire down to 900, lineage kept
+    ret = r["retention"]
+    assert ret["finished_documents"] == 300 and ret["retired"] == 300
+    assert ret["live_before"] == 1200 and ret["live_after"] == 900 and ret["over_bound_by"] == 0
+    assert ret["audit_retired_materializations"] == len(AUDITED)  # every audited stage, read from the event log
+    assert len(list((tmp_path / "work" / "data" / "store" / "retired").rglob("*.json"))) == 300
     lim = r["partition_limit"]
-    assert lim["partitions_at_1m_documents"] == 1_000_000 // lim["documents_per_partition"]
-    assert lim["within_recommendation_at_1m"] is (lim["partitions_at_1m_documents"] <= 100_000)
-    # the UI's status query, answered by dagster-webserver over the bench's own instance
+    assert lim["max_live_partitions"] == 1000 and lim["partitions_at_1m_documents"] == 1000
+    assert lim["within_recommendation_at_1m"] is True
+    # the UI's status query, answered by dagster-webserver over the bench's own instance (the live partitions)
     gq = r["graphql_status"]
-    assert gq["materialized"] == 120 and gq["first_seconds"] > 0 and gq["repeat_seconds_median"] > 0
-    assert gq["partition_stats"]["numPartitions"] == 1200 and gq["partition_stats"]["numMaterialized"] == 120
+    assert gq["materialized"] == 90 and gq["first_seconds"] > 0 and gq["repeat_seconds_median"] > 0
+    assert gq["partition_stats"]["numPartitions"] == 900 and gq["partition_stats"]["numMaterialized"] == 90
     assert not home.exists()

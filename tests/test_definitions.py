@@ -15,7 +15,8 @@ def test_definitions_load_and_resolve():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == set(CHAIN) | set(SIDE_BRANCHES) | {"supplier_master"}
     assert set(repo.sensor_defs and [s.name for s in repo.sensor_defs]) == {"inbox_sensor", "s3_sensor",
-                                                                           "document_backfill_sensor"}
+                                                                           "document_backfill_sensor",
+                                                                           "partition_retention_sensor"}
     assert [s.name for s in repo.schedule_defs] == ["document_backfill_schedule"]
     assert repo.get_job("process_document") is not None
 

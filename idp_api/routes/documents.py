@@ -17,7 +17,7 @@ from idp_api.models import (CorrectionOut, DocumentLinks, DocumentOut, DocumentP
 from idp_api.review_actions import ReviewError, apply_review
 from idp_api.reviews import pending_review
 from idp_assets.logic.export import export_files
-from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+from idp_assets.retention import is_registered
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 DocId = Path(pattern=DOCUMENT_ID, description="sha256 of the document's bytes")
@@ -33,7 +33,8 @@ def _links(doc_id: str) -> DocumentLinks:
 
 
 def _known(svc, doc_id: str) -> bool:
-    return svc.instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id) or svc.queue.get(doc_id) is not None
+    # a retired document (finished, partition removed past the live bound) is still known
+    return is_registered(svc.instance, svc.store, doc_id) or svc.queue.get(doc_id) is not None
 
 
 @router.post("/documents", status_code=202, response_model=UploadAccepted,

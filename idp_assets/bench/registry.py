@@ -13,8 +13,14 @@ On a fresh embedded instance (the pooled SQLite storage `idp process` uses) in a
    forever: listing the folder, decoding and encoding the cursor of N entries).
 4. `queries`: the partition registry as the UI and the runs read it: the dynamic partition keys,
    one `has_dynamic_partition`, and `idp audit` of one document among N.
-5. `partition_limit`: documents per partition (1 today) and the partition count at 1,000,000
-   documents against the 100,000 partitions per asset that Dagster's docs recommend.
+5. `retention` (with `--max-live`): the oldest documents past `--max-live x low water` get a
+   materialization of every document asset (runless events with the current code versions: a
+   finished document), then one retirement pass (`idp_assets.retention.run_retention`, what the
+   retention sensor runs) retires them: seconds, documents/s, live partitions before and after,
+   then a steady tick again and (below) the status query over the live partitions.
+   `partition_limit`: documents per partition (1) and the partition count at 1,000,000
+   documents - `--max-live` when a bound is set, else 1,000,000 - against the 100,000 partitions
+   per asset that Dagster's docs recommend.
 
 6. `graphql_status` (unless `--no-graphql`): `--materialized` of the documents get a
    materialization of `raw_pages` (runless events), then `dagster-webserver` serves the instance
@@ -34,7 +40,7 @@ from pathlib import Path
 
 import click
 
-DAGSTER_RECOMMENDED_PARTITIONS = 100_000  # per asset (dagster docs, raised from 25k in dagster PR #28697)
+from idp_assets.logic.retention import DAGSTER_RECOMMENDED_PARTITIONS, DEFAULT_LOW_WATER, retirement_target
 
 
 def make_inbox(inbox: Path, n: int) -> None:
@@ -96,8 +102,40 @@ def graphql_status(instance, home: Path, work: Path, keys: list[str], materializ
     return out
 
 
+def finish_documents(instance, asset_graph, keys: list[str]) -> float:
+    """Give `keys` a materialization of every document asset with its current code version (runless
+    events): finished documents as the retention pass sees them. Returns the seconds it took."""
+    from dagster import AssetMaterialization
+
+    from idp_assets.backfill import document_asset_keys
+
+    assets = [(k, asset_graph.get(k).code_version) for k in document_asset_keys(asset_graph)]
+    t = time.perf_counter()
+    for doc in keys:
+        for key, version in assets:
+            instance.report_runless_asset_event(AssetMaterialization(
+                asset_key=key, partition=doc, tags={"dagster/code_version": version} if version else None))
+    return time.perf_counter() - t
+
+
+def retention_pass(instance, store, asset_graph, keys: list[str], max_live: int,
+                   low_water: float = DEFAULT_LOW_WATER) -> dict:
+    """Finish the oldest documents past the target, then time one retirement pass over all of them."""
+    from idp_assets.retention import run_retention
+
+    excess = max(0, len(keys) - retirement_target(max_live, low_water))
+    finish_s = finish_documents(instance, asset_graph, keys[:excess])
+    report = run_retention(instance, store, asset_graph, max_live, low_water)
+    return {
+        "max_live": max_live, "low_water": low_water, "finished_documents": excess,
+        "finish_seconds": round(finish_s, 2), "live_before": report.live_before, "retired": len(report.retired),
+        "live_after": report.live_after, "over_bound_by": report.over_bound_by, "pass_seconds": report.seconds,
+        "retired_per_s": round(len(report.retired) / report.seconds, 1) if report.seconds else None,
+    }
+
+
 def run_registry_bench(n: int, work: Path, per_tick: int = 5000, steady_ticks: int = 3,
-                       graphql: bool = True, materialized: float = 0.1) -> dict:
+                       graphql: bool = True, materialized: float = 0.1, max_live: int | None = None) -> dict:
     from dagster import DagsterInstance, build_sensor_context
 
     from idp_assets.audit import audit_document, relax_sqlite_sync
@@ -166,12 +204,36 @@ def run_registry_bench(n: int, work: Path, per_tick: int = 5000, steady_ticks: i
     q_audit = time.perf_counter() - t
     out["queries"] = {"partitions": len(keys), "get_dynamic_partitions_seconds": round(q_keys, 3),
                       "has_dynamic_partition_seconds": round(q_has, 4), "audit_seconds": round(q_audit, 3)}
+    if max_live is not None:
+        from idp_assets.definitions import defs
+
+        store = resources["document_store"].process_config_and_initialize()
+        out["retention"] = retention_pass(instance, store, defs.resolve_asset_graph(), list(keys), max_live)
+        retired = keys[0]  # the oldest: retired, audited from the event log and its record
+        t = time.perf_counter()
+        audited = audit_document(instance, retired, store)
+        out["retention"]["audit_retired_seconds"] = round(time.perf_counter() - t, 3)
+        out["retention"]["audit_retired_materializations"] = len(audited["materializations"])
+        steady = []
+        for _ in range(steady_ticks):
+            result, s, _a = tick(cursor)
+            cursor = result.cursor or cursor
+            steady.append(s)
+            if result.run_requests:
+                raise RuntimeError(f"{len(result.run_requests)} retired documents were registered again")
+        out["retention"]["steady_tick_seconds_median"] = round(statistics.median(steady), 3)
+        keys = instance.get_dynamic_partitions(DOCUMENTS_PARTITIONS_NAME)
     per_partition = 1
+    at_1m = 1_000_000 if max_live is None else min(1_000_000, max_live)
     out["partition_limit"] = {
         "documents_per_partition": per_partition,
-        "partitions_at_1m_documents": 1_000_000 // per_partition,
+        "max_live_partitions": max_live,
+        "partitions_at_1m_documents": at_1m,
         "dagster_recommended_per_asset": DAGSTER_RECOMMENDED_PARTITIONS,
-        "within_recommendation_at_1m": 1_000_000 // per_partition <= DAGSTER_RECOMMENDED_PARTITIONS,
+        "within_recommendation_at_1m": at_1m <= DAGSTER_RECOMMENDED_PARTITIONS,
+        "note": "one partition per document" if max_live is None else
+                "live partitions: at most max_live while unfinished (failed, in flight) documents stay below it; "
+                "finished ones retire with their lineage kept in the event log",
     }
     if graphql:
         out["graphql_status"] = graphql_status(instance, home, work, keys, materialized)
@@ -188,16 +250,20 @@ def run_registry_bench(n: int, work: Path, per_tick: int = 5000, steady_ticks: i
               help="time the UI's partition status query through dagster-webserver")
 @click.option("--materialized", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="share of the documents given a raw_pages materialization before the status query")
+@click.option("--max-live", type=click.IntRange(min=1), default=None,
+              help="retire finished documents past this many live partitions and time it (default: no retention pass)")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default="bench_registry.json", show_default=True)
 def bench_registry(docs: int, per_tick: int, work_dir: str | None, graphql: bool, materialized: float,
-                   out_file: str) -> None:
+                   max_live: int | None, out_file: str) -> None:
     """Sensor tick, partition registry, audit and UI status query times with N registered documents."""
     if work_dir:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        report = run_registry_bench(docs, Path(work_dir), per_tick, graphql=graphql, materialized=materialized)
+        report = run_registry_bench(docs, Path(work_dir), per_tick, graphql=graphql, materialized=materialized,
+                                        max_live=max_live)
     else:
         with tempfile.TemporaryDirectory(prefix="idp-registry-") as tmp:
-            report = run_registry_bench(docs, Path(tmp), per_tick, graphql=graphql, materialized=materialized)
+            report = run_registry_bench(docs, Path(tmp), per_tick, graphql=graphql, materialized=materialized,
+                                        max_live=max_live)
     report["machine"] = {"platform": platform.platform(), "python": platform.python_version()}
     Path(out_file).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     click.echo(json.dumps(report, indent=1))
