@@ -750,9 +750,10 @@ def test_confidence_calibration_out_of_fold(corpus):
     report = fit_calibration(rows)["report"]
     print({k: {x: report[k][x] for x in ("n", "ece", "precision_at_0.9", "n_at_0.9")} for k in ("in_sample", "out_of_fold")})
     assert report["out_of_fold"]["n"] > 700
-    assert report["out_of_fold"]["ece"] <= 0.05
-    # measured 0.965 out of fold (target 0.97, not reached; README), 0.981 in-sample
-    assert report["out_of_fold"]["precision_at_0.9"] >= 0.95
-    # what is accepted without review (confidence >= 0.9 and no failed check): 0.976 out of fold
+    assert report["out_of_fold"]["ece"] <= 0.05 and report["in_sample"]["ece"] <= 0.05
+    # measured 0.9704 out of fold on 744 fields >= 0.9 (target 0.97, met by 22 misses: one more would miss
+    # it, so the bound here is looser; README), 0.978 in-sample
+    assert report["out_of_fold"]["precision_at_0.9"] >= 0.96 and report["out_of_fold"]["n_at_0.9"] >= 550
+    # what is accepted without review (confidence >= 0.9 and no failed check): 0.981 out of fold (584)
     accepted = report["accepted_without_review"]["out_of_fold"]
     assert accepted["n"] > 350 and accepted["precision"] >= 0.97, accepted

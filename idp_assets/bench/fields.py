@@ -278,8 +278,49 @@ def ocr_cache_command(corpus: str, workers: int, out_file: str) -> None:
     click.echo(f"wrote {n} documents to {out_file}")
 
 
-def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float = 0.9) -> dict:
-    """Per-group logistic regression on all rows, plus in-sample and leave-one-family-out figures."""
+# L2 penalties a group's fit may choose from (`fit_calibration`, chosen by leave-one-family-out log loss)
+L2_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+MIN_GROUP_ROWS = 5  # fewer training fields of a group: no fitted parameters (needs_review)
+
+
+def _log_loss(p: float, y: int) -> float:
+    import math
+
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return -math.log(p if y else 1 - p)
+
+
+def choose_l2(sub: list[dict], grid: tuple[float, ...] = L2_GRID) -> float:
+    """The L2 penalty of one group's logistic regression: the one of ``grid`` with the lowest log loss
+    when each family's fields are predicted by a fit on the other families (the rows given are training
+    rows only: inside an out-of-fold evaluation this is nested cross-validation).  Ties go to the
+    smaller penalty; a family whose complement has too few fields is predicted by the base rate."""
+    from idp_assets.logic.field_rules.confidence import fit_logistic, predict
+
+    base = sum(r["correct"] for r in sub) / len(sub)
+    families = sorted({r["family"] for r in sub})
+    best = None
+    for l2 in grid:
+        loss = 0.0
+        for fam in families:
+            test = [r for r in sub if r["family"] == fam]
+            train = [r for r in sub if r["family"] != fam]
+            if len(train) < MIN_GROUP_ROWS:
+                loss += sum(_log_loss(base, r["correct"]) for r in test)
+                continue
+            p = fit_logistic([r["x"] for r in train], [r["correct"] for r in train], l2=l2)
+            loss += sum(_log_loss(predict(p, r["x"]), r["correct"]) for r in test)
+        if best is None or loss < best[0] - 1e-9:
+            best = (loss, l2)
+    return best[1]
+
+
+def fit_calibration(rows: list[dict], l2: float | None = None, review_threshold: float = 0.9) -> dict:
+    """Per-group logistic regression on all rows, plus in-sample and leave-one-family-out figures.
+
+    ``l2=None`` (the default): each group's L2 penalty is chosen from ``L2_GRID`` by leave-one-family-out
+    log loss on the training rows (:func:`choose_l2`), so the out-of-fold figures are nested: the
+    held-out family takes no part in choosing its penalty.  A number: that penalty for every group."""
     from idp_assets.logic.field_rules.confidence import FEATURES, fit_logistic, predict, reliability
 
     groups = sorted({r["group"] for r in rows})
@@ -288,8 +329,10 @@ def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float =
         out = {}
         for g in groups:
             sub = [r for r in train if r["group"] == g]
-            if len(sub) >= 5:
-                out[g] = fit_logistic([r["x"] for r in sub], [r["correct"] for r in sub], l2=l2)
+            if len(sub) >= MIN_GROUP_ROWS:
+                lam = choose_l2(sub) if l2 is None else l2
+                out[g] = fit_logistic([r["x"] for r in sub], [r["correct"] for r in sub], l2=lam)
+                out[g]["l2"] = lam
         return out
 
     def pred(params: dict, r: dict) -> float:
@@ -329,7 +372,9 @@ def fit_calibration(rows: list[dict], l2: float = 3.0, review_threshold: float =
     return {
         "version": "1",
         "created_by": "idp bench fields-calibrate (python -m idp_assets.bench.fields calibrate)",
-        "model": "logistic regression per field group, L2 %.2f, Newton; features in FEATURES order" % l2,
+        "model": "logistic regression per field group (Newton; features in FEATURES order), L2 "
+                 + ("per group from %s by leave-one-family-out log loss (nested in the out-of-fold figures)"
+                    % list(L2_GRID) if l2 is None else "%.2f" % l2),
         "features": list(FEATURES),
         "review_threshold": review_threshold,
         "groups": full,
@@ -364,11 +409,14 @@ def format_reliability(report: dict) -> str:
 @click.option("--corpus", type=click.Path(exists=True, file_okay=False), default=str(DEFAULT_CORPUS), show_default=True)
 @click.option("--ocr-results", type=click.Path(dir_okay=False), default=str(DEFAULT_OCR_RESULTS), show_default=True,
               help="cached `idp process` records (JSON lines, .gz) with the OCR text of scanned documents")
-@click.option("--l2", type=float, default=3.0, show_default=True, help="L2 penalty (3: best out-of-fold precision@0.9 of 0.3, 1, 3, 10)")
+@click.option("--l2", type=float, default=None,
+              help="one L2 penalty for every group (default: each group's chosen from L2_GRID by "
+                   "leave-one-family-out log loss, nested inside the out-of-fold evaluation)")
 @click.option("--review-threshold", type=float, default=0.9, show_default=True)
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="write the parameters here (default: idp_assets/logic/data/field_confidence.json)")
-def calibrate_fields(corpus: str, ocr_results: str, l2: float, review_threshold: float, out_file: str | None) -> None:
+def calibrate_fields(corpus: str, ocr_results: str, l2: float | None, review_threshold: float,
+                     out_file: str | None) -> None:
     """Fit the field-confidence model on the development corpus (folds = source families) and print
     the reliability table, in-sample and out-of-fold."""
     from idp_assets.logic.field_rules.confidence import MODEL_PATH

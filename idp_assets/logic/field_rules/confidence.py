@@ -23,7 +23,9 @@ MODEL_PATH = Path(__file__).resolve().parents[1] / "data" / "field_confidence.js
 
 FIELD_GROUPS = {
     "invoice_number": "invoice_number", "vat_id": "vat_id", "iban": "iban",
-    "date": "date", "due_date": "date",
+    # a due date is its own group: issue dates are almost always right, due dates (often computed from
+    # payment terms, or printed where the XML has none) far less often, and no feature tells the two apart
+    "date": "date", "due_date": "due_date",
     "total": "amount", "net_total": "amount", "tax_total": "amount",
     "supplier_name": "name",  # buyer_name has its own (not yet fitted) group: seller-name data says nothing of it
     "currency": "currency",
