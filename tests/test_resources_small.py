@@ -23,6 +23,29 @@ def test_local_store_roundtrip_and_idempotent(tmp_path):
     assert all(".tmp-" not in p.name for p in files)
 
 
+def _listing_and_delete(store):
+    store.put("retired/ab/one.json", b"1")
+    store.put("retired/cd/two.json", b"2")
+    store.put("other/three.json", b"3")
+    assert sorted(store.list_keys("retired/")) == ["retired/ab/one.json", "retired/cd/two.json"]
+    assert list(store.list_keys("retired/ab/")) == ["retired/ab/one.json"]
+    assert list(store.list_keys("nothing/")) == []
+    store.delete("retired/ab/one.json")
+    store.delete("retired/ab/one.json")  # gone already: no error
+    assert not store.exists("retired/ab/one.json") and store.exists("retired/cd/two.json")
+    assert list(store.list_keys("retired/")) == ["retired/cd/two.json"]
+
+
+def test_local_store_lists_and_deletes(tmp_path):
+    _listing_and_delete(DocumentStore(root=str(tmp_path / "store")))
+
+
+def test_s3_store_lists_and_deletes(s3_client):
+    store = DocumentStore(kind="s3", **s3_client.settings(), prefix="listed")
+    store.ensure_bucket()
+    _listing_and_delete(store)
+
+
 @pytest.mark.parametrize("bad", ["..", "a/b", "", ".hidden", "x\ny"])
 def test_unsafe_keys_rejected(bad):
     with pytest.raises(ValueError):
