@@ -290,13 +290,17 @@ def cells_by_word_centre(grid: list[list[tuple[float, float, float, float] | Non
     return out
 
 
-def _page_tables(page, settings: dict, source: str, text_mode: bool = False) -> list[Table]:
+def _page_tables(page, settings: dict, source: str, text_mode: bool = False, text_flow: bool = False) -> list[Table]:
+    """`text_flow`: words in content-stream order (a PDF made from OCR words writes each word in one
+    piece; sorting by position would interleave the glyphs of two overlapping OCR boxes)."""
     out: list[Table] = []
     view = page if text_mode else _shading_filter(page)
     words = None
+    if text_flow:
+        settings = {**settings, "text_use_text_flow": True}
     for t in view.find_tables(table_settings=settings):
         if words is None:
-            words = page.extract_words(keep_blank_chars=False, use_text_flow=False)
+            words = page.extract_words(keep_blank_chars=False, use_text_flow=text_flow)
         if text_mode:
             # whole words into the cell that holds their centre: a column edge found by text
             # alignment never cuts a word ('Prijs p | er stu | k')
@@ -331,6 +335,7 @@ def extract_pdf_tables(
     page_numbers: Iterable[int] | None = None,
     *,
     text_fallback: bool = True,
+    text_flow: bool = False,
 ) -> list[Table]:
     """Tables of the given 1-based pages (all pages when ``None``).
 
@@ -355,7 +360,7 @@ def extract_pdf_tables(
         for pno in wanted:
             page = pdf.pages[pno - 1]
             try:
-                ruled[pno] = _page_tables(page, LATTICE_SETTINGS, "pdf_ruling")
+                ruled[pno] = _page_tables(page, LATTICE_SETTINGS, "pdf_ruling", text_flow=text_flow)
             except Exception as e:  # pdfminer can choke on odd content streams
                 log.warning("ruled-table extraction failed on page %d: %s", pno, e)
                 ruled[pno] = []
@@ -369,7 +374,7 @@ def extract_pdf_tables(
             if not found and use_text:
                 page = pdf.pages[pno - 1]
                 try:
-                    found = _page_tables(page, TEXT_SETTINGS, "pdf_text_alignment", text_mode=True)
+                    found = _page_tables(page, TEXT_SETTINGS, "pdf_text_alignment", text_mode=True, text_flow=text_flow)
                 except Exception as e:
                     log.warning("text-aligned table extraction failed on page %d: %s", pno, e)
                     found = []
