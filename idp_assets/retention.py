@@ -19,7 +19,6 @@ live partitions on a Dagster instance and acts:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -220,6 +219,3 @@ def retention_summary(report: RetentionReport) -> str:
         line += f"; still {report.over_bound_by} over the bound: the rest are in flight, failed or unfinished"
     return line
 
-
-def dump_record(rec: RetiredDocument) -> str:
-    return json.dumps(rec.model_dump(), indent=1)

@@ -32,6 +32,7 @@ from idp_assets.cli import main as cli_main
 from idp_assets.common import DOCUMENT_BACKFILL_POLICY
 from idp_assets.definitions import ALL_ASSETS, DOCUMENT_ASSETS, process_document_job
 from idp_assets.runner import DocumentRunner
+from tests.fixtures.documents import process_good_and_garbage
 from idp_assets.settings import build_resources
 from idp_assets.suppliers import supplier_master_asset
 from resources.llm import LlmRouter
@@ -166,9 +167,7 @@ def world(tmp_path_factory, bolt_server, corpus):
     tmp = tmp_path_factory.mktemp("backfill")
     data = tmp / "data"
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), "IDP_GRAPH_URI": bolt_server.uri,
-                     "IDP_GRAPH_USER": bolt_server.user, "IDP_GRAPH_PASSWORD": bolt_server.password,
-                     "IDP_GRAPH_MANAGED": "0", "IDP_GRAPH_DATABASE": bolt_server.database}.items():
+        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), **bolt_server.env()}.items():
             mp.setenv(k, v)
         resources = build_resources(data_dir=str(data))
         instance = instance_for(str(data))  # what `idp backfill --data-dir` opens
@@ -176,17 +175,9 @@ def world(tmp_path_factory, bolt_server, corpus):
         # are matched against it - else the first match records no master version and is stale at once
         assert observe([supplier_master_asset], instance=instance, resources=resources).success
         runner = DocumentRunner(resources, instance)
-        ok = []
-        for name in EINVOICES:
-            o = runner.process(corpus / "einvoices" / name)
-            assert o.status == "ok", (name, o.error)
-            ok.append(o.document_id)
-        garbage = tmp / "garbage.pdf"
-        garbage.write_bytes(b"%PDF-1.7\nthis is not really a pdf")
-        bad = runner.process(garbage)
-        assert bad.status == "failed"
+        ok, bad = process_good_and_garbage(runner, [corpus / "einvoices" / n for n in EINVOICES], tmp)
         pending, _ = runner.register(corpus / "einvoices" / PENDING)
-        yield {"instance": instance, "resources": resources, "ok": ok, "bad": bad.document_id, "pending": pending,
+        yield {"instance": instance, "resources": resources, "ok": ok, "bad": bad, "pending": pending,
                "data": data}
         instance.dispose()
 

@@ -25,6 +25,7 @@ from idp_assets.retention import (
     get_retired, is_registered, is_retired, iter_retired, partition_states, restore, run_retention, stale_retired,
 )
 from idp_assets.runner import DocumentRunner
+from tests.fixtures.documents import process_good_and_garbage
 from idp_assets.settings import build_resources
 from sensors.inbox import InboxSettings, make_inbox_sensor
 from sensors.retention import RetentionSettings, make_retention_sensor
@@ -79,24 +80,14 @@ def world(tmp_path_factory, bolt_server, corpus):
     tmp = tmp_path_factory.mktemp("retention")
     data = tmp / "data"
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), "IDP_GRAPH_URI": bolt_server.uri,
-                     "IDP_GRAPH_USER": bolt_server.user, "IDP_GRAPH_PASSWORD": bolt_server.password,
-                     "IDP_GRAPH_MANAGED": "0", "IDP_GRAPH_DATABASE": bolt_server.database}.items():
+        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), **bolt_server.env()}.items():
             mp.setenv(k, v)
         resources = build_resources(data_dir=str(data))
         instance = instance_for(str(data))
         runner = DocumentRunner(resources, instance)
-        ok = []
-        for name in EINVOICES:
-            o = runner.process(corpus / "einvoices" / name)
-            assert o.status == "ok", (name, o.error)
-            ok.append(o.document_id)
-        garbage = tmp / "garbage.pdf"
-        garbage.write_bytes(b"%PDF-1.7\nthis is not really a pdf")
-        bad = runner.process(garbage)
-        assert bad.status == "failed"
+        ok, bad = process_good_and_garbage(runner, [corpus / "einvoices" / n for n in EINVOICES], tmp)
         yield {"instance": instance, "resources": resources, "runner": runner, "store": runner.store, "ok": ok,
-               "bad": bad.document_id, "data": data, "tmp": tmp}
+               "bad": bad, "data": data, "tmp": tmp}
         instance.dispose()
 
 
