@@ -146,6 +146,37 @@ def test_same_bytes_again_same_id_and_no_second_run(processed, corpus):
         instance.dispose()
 
 
+def test_a_retired_document_stays_known(processed, corpus):
+    """Past the live bound a finished document's partition retires (idp_assets.retention): the API still
+    answers for it with its export, and the same bytes uploaded again are 'registered before' - no new
+    partition, no new run."""
+    from idp_assets.backfill import document_asset_keys
+    from idp_assets.definitions import defs
+    from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
+    from idp_assets.retention import is_retired, restore, retire
+    from resources.storage import DocumentStore
+
+    doc_id = processed.documents["invoice"]
+    instance = _instance(processed)
+    store = DocumentStore(root=str(processed.data / "store"))  # the server's embedded store (IDP_DATA_DIR/store)
+    try:
+        runs_before = len(instance.get_runs(RunsFilter(tags={"dagster/partition": doc_id})))
+        assert retire(instance, store, [doc_id], document_asset_keys(defs.resolve_asset_graph())) == [doc_id]
+        assert is_retired(store, doc_id) and not instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id)
+        with processed.client("viewer") as c:
+            r = c.get(f"/api/v1/documents/{doc_id}")
+            assert r.status_code == 200, r.text
+            assert c.get(f"/api/v1/documents/{doc_id}/export.json").status_code == 200
+        with processed.client("uploader") as c:
+            r = c.post("/api/v1/documents", files={"file": ("retired-again.pdf", (corpus / INVOICE).read_bytes())})
+        assert r.status_code == 200 and r.json()["created"] is False, r.text
+        assert not instance.has_dynamic_partition(DOCUMENTS_PARTITIONS_NAME, doc_id)
+        assert len(instance.get_runs(RunsFilter(tags={"dagster/partition": doc_id}))) == runs_before
+    finally:
+        restore(instance, store, doc_id)  # the other tests read it as a live partition
+        instance.dispose()
+
+
 def test_s3_uri_upload(processed, corpus):
     """An s3:// object of an allowed bucket is read with the store's endpoint and credentials: the same bytes
     as an earlier upload are the same document (no run); a missing key is 404, other bytes 415."""
