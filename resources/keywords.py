@@ -25,6 +25,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
     date_num UNINDEXED, meta UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
 );
 """
+# FTS5 cannot index its UNINDEXED columns: "DELETE ... WHERE document_id = ?" scans every row (2.8 ms at
+# 2,000 documents, linear in the index). The FTS rowid of every chunk, by chunk and by document, lives in
+# an ordinary indexed table beside it, so a document's rows are replaced in constant time.
+KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunk_keys (
+    rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_keys_document ON chunk_keys(document_id);
+"""
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -49,6 +58,11 @@ class KeywordIndex:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            fresh = self._conn.execute("SELECT name FROM sqlite_master WHERE name = 'chunk_keys'").fetchone() is None
+            self._conn.executescript(KEYS_SCHEMA)
+            if fresh:  # an index written before chunk_keys existed: key its rows once
+                self._conn.execute("INSERT OR REPLACE INTO chunk_keys(rowid, chunk_id, document_id) "
+                                   "SELECT rowid, chunk_id, document_id FROM chunk_words")
 
     @staticmethod
     def _row(chunk_id: str, text: str, meta: dict) -> tuple:
@@ -56,28 +70,38 @@ class KeywordIndex:
                 meta.get("supplier_key") or "", int(meta.get("date_num") or 0), json.dumps(meta, sort_keys=True))
 
     def _insert(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:  # caller holds the lock
-        self._conn.executemany("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, "
-                               "date_num, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               [self._row(i, t, m) for i, t, m in zip(ids, texts, metas)])
+        for i, t, m in zip(ids, texts, metas):
+            row = self._row(i, t, m)
+            cur = self._conn.execute("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, "
+                                     "date_num, meta) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._conn.execute("INSERT INTO chunk_keys(rowid, chunk_id, document_id) VALUES (?, ?, ?)",
+                               (cur.lastrowid, i, row[2]))
+
+    def _delete_where(self, column: str, values: list[str]) -> None:  # caller holds the lock
+        for v in values:
+            self._conn.execute(f"DELETE FROM chunk_words WHERE rowid IN (SELECT rowid FROM chunk_keys WHERE {column} = ?)",
+                               (v,))
+            self._conn.execute(f"DELETE FROM chunk_keys WHERE {column} = ?", (v,))
 
     def replace_document(self, document_id: str, ids: list[str], texts: list[str], metas: list[dict]) -> None:
         with self._lock, self._conn:
-            self._conn.execute("DELETE FROM chunk_words WHERE document_id = ?", (document_id,))
+            self._delete_where("document_id", [document_id])
             self._insert(ids, texts, metas)
 
     def add_many(self, ids: list[str], texts: list[str], metas: list[dict]) -> None:
         """Bulk add; an id already present is replaced."""
         with self._lock, self._conn:
-            self._conn.executemany("DELETE FROM chunk_words WHERE chunk_id = ?", [(i,) for i in ids])
+            self._delete_where("chunk_id", list(ids))
             self._insert(ids, texts, metas)
 
     def clear(self) -> None:
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM chunk_words")
+            self._conn.execute("DELETE FROM chunk_keys")
 
     def delete_document(self, document_id: str) -> None:
         with self._lock, self._conn:
-            self._conn.execute("DELETE FROM chunk_words WHERE document_id = ?", (document_id,))
+            self._delete_where("document_id", [document_id])
 
     def count(self) -> int:
         with self._lock:

@@ -85,3 +85,36 @@ def test_identifiers_match_whole_tokens(index):
     assert index.find("RE-2024/0815", prefix=False)["ids"] == ["d5:0"]
     assert index.find("re 2024 0815", prefix=False)["ids"] == ["d5:0"]  # separators and case do not matter
     assert sorted(index.find("RE-2024/0815")["ids"]) == ["d5:0", "d6:0"]  # as a prefix the longer one matches
+
+
+def test_replacing_a_document_finds_its_rows_through_an_index(index):
+    """FTS5 cannot index its UNINDEXED columns: the rows of a document are found through chunk_keys."""
+    plan = index._conn.execute(
+        "EXPLAIN QUERY PLAN DELETE FROM chunk_words WHERE rowid IN (SELECT rowid FROM chunk_keys WHERE document_id = ?)",
+        ("d1",)).fetchall()
+    assert any("chunk_keys_document" in str(row) for row in plan), plan
+    index.replace_document("d1", ["d1:0"], ["Gutschrift Müller"], [_meta("d1", "S1", "muller", 20240106)])
+    index.add_many(["d2:0"], ["Invoice ACME again"], [_meta("d2", "S2", "acme", 20230301)])
+    assert index.count() == 2 and index.find("Gutschrift")["ids"] == ["d1:0"] and index.find("Schrauben")["ids"] == []
+    assert index._conn.execute("SELECT count(*) FROM chunk_keys").fetchone()[0] == 2
+
+
+def test_an_index_written_before_chunk_keys_is_keyed_when_opened(tmp_path):
+    import sqlite3
+
+    from resources.keywords import SCHEMA
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(SCHEMA)  # the schema without chunk_keys, as older versions wrote it
+    with con:
+        con.executemany("INSERT INTO chunk_words(text, chunk_id, document_id, supplier_id, supplier_key, date_num, meta) "
+                        "VALUES (?, ?, ?, '', '', 0, '{}')",
+                        [("alte Rechnung", "a:0", "a"), ("old invoice", "b:0", "b"), ("zweite Seite", "a:1", "a")])
+    con.close()
+    kw = KeywordIndex(path)
+    try:
+        kw.delete_document("a")
+        assert kw.count() == 1 and kw.find("Rechnung")["ids"] == [] and kw.find("invoice")["ids"] == ["b:0"]
+    finally:
+        kw.close()
