@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 from pydantic import BaseModel, Field
 
-from idp_assets.backfill import _IN_FLIGHT, document_asset_keys, latest_runs
+from idp_assets.backfill import document_asset_keys, latest_runs
 from idp_assets.logic.retention import (DEFAULT_LOW_WATER, PartitionState, choose_retirements, retirement_target,
                                         stale_assets)
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
@@ -108,6 +108,11 @@ def restore(instance: DagsterInstance, store, document_id: str) -> bool:
     return True
 
 
+def _succeeded(rec) -> bool:
+    """No run yet (materialized otherwise), or the latest run succeeded: not queued, running or failed."""
+    return rec is None or rec.dagster_run.status == DagsterRunStatus.SUCCESS
+
+
 def partition_states(instance: DagsterInstance, asset_keys: Sequence[AssetKey],
                      partitions: Sequence[str]) -> list[PartitionState]:
     """Finished = every document asset materialized and the latest run (if any) succeeded."""
@@ -116,13 +121,10 @@ def partition_states(instance: DagsterInstance, asset_keys: Sequence[AssetKey],
     out = []
     for pk in partitions:
         rec = runs.get(pk)
-        ok_run = rec is None or (rec.dagster_run.status == DagsterRunStatus.SUCCESS)
-        in_flight = rec is not None and rec.dagster_run.status in _IN_FLIGHT
-        complete = all(pk in materialized[k] for k in asset_keys)
         out.append(PartitionState(
             document_id=pk,
             last_activity=rec.create_timestamp.timestamp() if rec else 0.0,
-            finished=complete and ok_run and not in_flight,
+            finished=all(pk in materialized[k] for k in asset_keys) and _succeeded(rec),
         ))
     return out
 
@@ -151,7 +153,10 @@ def latest_code_versions(instance: DagsterInstance, asset_keys: Sequence[AssetKe
 
 def retire(instance: DagsterInstance, store, document_ids: Sequence[str], asset_keys: Sequence[AssetKey],
            states: dict[str, PartitionState] | None = None) -> list[str]:
-    """Write each document's retirement record, then delete its partition; returns the retired ids."""
+    """Write each document's retirement record, then delete its partition; returns the retired ids.
+
+    The latest runs are read again here: a document that got a new run since it was chosen (queued from
+    the UI, a backfill) is left live."""
     states = states or {}
     versions = latest_code_versions(instance, asset_keys, document_ids)
     runs = latest_runs(instance, document_ids)
@@ -159,6 +164,8 @@ def retire(instance: DagsterInstance, store, document_ids: Sequence[str], asset_
     done = []
     for doc_id in document_ids:
         rec = runs.get(doc_id)
+        if not _succeeded(rec):
+            continue
         state = states.get(doc_id)
         record = RetiredDocument(
             document_id=doc_id, retired_at=now, last_run_id=rec.dagster_run.run_id if rec else None,

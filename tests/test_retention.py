@@ -22,7 +22,8 @@ from idp_assets.definitions import ALL_ASSETS, defs, process_document_job
 from idp_assets.logic.retention import PartitionState, choose_retirements, retirement_target, stale_assets
 from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 from idp_assets.retention import (
-    get_retired, is_registered, is_retired, iter_retired, partition_states, restore, run_retention, stale_retired,
+    get_retired, is_registered, is_retired, iter_retired, partition_states, restore, retire, run_retention,
+    stale_retired,
 )
 from idp_assets.runner import DocumentRunner
 from tests.fixtures.documents import process_good_and_garbage
@@ -117,6 +118,9 @@ def test_retirement_keeps_lineage_and_the_document_known(world, corpus):
     assert _live(inst) == {world["ok"][2], world["bad"]}
     # a second pass below the bound does nothing
     assert run_retention(inst, store, graph, max_live=3).retired == []
+    # asked directly, retire() re-reads the latest run: a document whose run failed stays live
+    assert retire(inst, store, [world["bad"]], document_asset_keys(graph)) == []
+    assert world["bad"] in _live(inst) and not is_retired(store, world["bad"])
 
     for d in world["ok"][:2]:
         rec = get_retired(store, d)
