@@ -68,7 +68,7 @@ class BackfillSettings(BaseModel):
 AssetGraphSource = Callable[[], object]
 
 
-def _asset_graph(context, fallback: AssetGraphSource | None = None):
+def tick_asset_graph(context, fallback: AssetGraphSource | None = None):
     """The asset graph of the code location the tick runs in (its code versions are the current ones);
     outside a code location, the one `fallback` returns."""
     try:
@@ -79,13 +79,13 @@ def _asset_graph(context, fallback: AssetGraphSource | None = None):
         return repo.asset_graph
     if fallback is None:
         raise DagsterInvariantViolationError(
-            "a backfill tick evaluated outside a code location needs the asset graph: build the context with "
+            "a tick evaluated outside a code location needs the asset graph: build the context with "
             "repository_def=..., or the schedule/sensor with asset_graph=...")
     return fallback()
 
 
 def backfill_requests(context, settings: BackfillSettings, asset_graph: AssetGraphSource | None = None):
-    candidates = find_backfill_partitions(context.instance, _asset_graph(context, asset_graph), reasons=settings.reasons,
+    candidates = find_backfill_partitions(context.instance, tick_asset_graph(context, asset_graph), reasons=settings.reasons,
                                           include_quarantined=settings.include_quarantined)
     for c in candidates[:settings.max_runs]:
         context.log.info(f"backfill {c.partition[:12]} ({c.reason}): {', '.join(c.assets)} - {'; '.join(c.details)}")
@@ -96,7 +96,7 @@ def backfill_requests(context, settings: BackfillSettings, asset_graph: AssetGra
 
 def make_backfill_schedule(settings: BackfillSettings | None = None, name: str = "document_backfill_schedule",
                            asset_graph: AssetGraphSource | None = None):
-    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `_asset_graph`)."""
+    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `tick_asset_graph`)."""
     settings = settings or BackfillSettings.from_env()
 
     @schedule(name=name, cron_schedule=settings.cron, execution_timezone=settings.timezone, job_name=PROCESS_JOB_NAME,
@@ -111,7 +111,7 @@ def make_backfill_schedule(settings: BackfillSettings | None = None, name: str =
 
 def make_backfill_sensor(settings: BackfillSettings | None = None, name: str = "document_backfill_sensor",
                          asset_graph: AssetGraphSource | None = None):
-    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `_asset_graph`)."""
+    """`asset_graph`: gives the asset graph when the tick runs outside a code location (see `tick_asset_graph`)."""
     settings = settings or BackfillSettings.from_env()
 
     @sensor(name=name, job_name=PROCESS_JOB_NAME, minimum_interval_seconds=settings.sensor_interval_s,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from idp_assets.logic.retention import DEFAULT_LOW_WATER, DEFAULT_MAX_LIVE
 from idp_assets.retention import retention_summary, run_retention
 from resources.storage import DocumentStore
-from sensors.backfill import AssetGraphSource, _asset_graph
+from sensors.backfill import AssetGraphSource, tick_asset_graph
 
 
 class RetentionSettings(BaseModel):
@@ -47,7 +47,7 @@ def make_retention_sensor(settings: RetentionSettings | None = None, name: str =
             description="Retires the oldest finished document partitions when more than IDP_MAX_LIVE_PARTITIONS are "
                         "live (lineage stays in the event log; `idp partitions restore ID` brings one back).")
     def _sensor(context: SensorEvaluationContext, document_store: DocumentStore):
-        report = run_retention(context.instance, document_store, _asset_graph(context, asset_graph),
+        report = run_retention(context.instance, document_store, tick_asset_graph(context, asset_graph),
                                settings.max_live, settings.low_water)
         line = retention_summary(report)
         if report.over_bound_by:

@@ -4,6 +4,9 @@ their lineage stays answerable, the same bytes stay known, and a document comes 
 Real components: a persistent Dagster instance (SQLite) in a temp folder, the document assets run
 in-process on corpus e-invoices (born-digital), the ArcadeDB Bolt server (fixture), the local
 document store, the real inbox sensor and the retention sensor.
+
+The tests on the real instance share one module fixture and run in file order, each starting from
+what the one before left (retire two, look them up, restore them, retire by the sensor).
 """
 
 from __future__ import annotations
