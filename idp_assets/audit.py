@@ -20,7 +20,7 @@ from idp_assets.partitions import DOCUMENTS_PARTITIONS_NAME
 from idp_assets.retention import find_retired, get_retired
 from idp_assets.sqlite_storage import storage_overrides
 
-STAGES = ["source_documents", "raw_pages", "ocr_pages", "normalized_tables", "extracted_fields",
+STAGES = ["source_documents", "raw_pages", "page_thumbnails", "ocr_pages", "normalized_tables", "extracted_fields",
           "supplier_matches", "embeddings", "graph_nodes", "document_exports"]
 _INPUT_TAG = "dagster/input_data_version/"
 
