@@ -65,6 +65,13 @@ def instance_for(data_dir: str | None = None) -> DagsterInstance:
     return DagsterInstance.local_temp(str(home.resolve()), overrides=storage_overrides(str(home.resolve())))
 
 
+def document_store_for(data_dir: str | None = None):
+    """The configured document store (embedded under the data dir by default), ready to use outside a run."""
+    from idp_assets.settings import build_resources
+
+    return build_resources(data_dir=data_dir)["document_store"].process_config_and_initialize()
+
+
 def resolve_document_id(instance: DagsterInstance, ref: str, store=None) -> str:
     """A file's sha256, a live partition key, or a retired document's id (`store` given), also by a
     unique prefix of at least 6 characters."""
@@ -160,10 +167,8 @@ def audit(document: str, as_json: bool, data_dir: str | None) -> None:
     """Lineage of one document (its sha256, a unique prefix, or the file itself)."""
     import json
 
-    from idp_assets.settings import build_resources
-
     instance = instance_for(data_dir)
-    store = build_resources(data_dir=data_dir)["document_store"].process_config_and_initialize()
+    store = document_store_for(data_dir)
     doc_id = resolve_document_id(instance, document, store)
     a = audit_document(instance, doc_id, store)
     if not a["materializations"]:

@@ -20,7 +20,7 @@ live partitions on a Dagster instance and acts:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
@@ -113,6 +113,10 @@ def _succeeded(rec) -> bool:
     return rec is None or rec.dagster_run.status == DagsterRunStatus.SUCCESS
 
 
+def _last_activity(rec) -> float:
+    return rec.create_timestamp.timestamp() if rec else 0.0
+
+
 def partition_states(instance: DagsterInstance, asset_keys: Sequence[AssetKey],
                      partitions: Sequence[str]) -> list[PartitionState]:
     """Finished = every document asset materialized and the latest run (if any) succeeded."""
@@ -123,7 +127,7 @@ def partition_states(instance: DagsterInstance, asset_keys: Sequence[AssetKey],
         rec = runs.get(pk)
         out.append(PartitionState(
             document_id=pk,
-            last_activity=rec.create_timestamp.timestamp() if rec else 0.0,
+            last_activity=_last_activity(rec),
             finished=all(pk in materialized[k] for k in asset_keys) and _succeeded(rec),
         ))
     return out
@@ -151,13 +155,11 @@ def latest_code_versions(instance: DagsterInstance, asset_keys: Sequence[AssetKe
     return out
 
 
-def retire(instance: DagsterInstance, store, document_ids: Sequence[str], asset_keys: Sequence[AssetKey],
-           states: dict[str, PartitionState] | None = None) -> list[str]:
+def retire(instance: DagsterInstance, store, document_ids: Sequence[str], asset_keys: Sequence[AssetKey]) -> list[str]:
     """Write each document's retirement record, then delete its partition; returns the retired ids.
 
     The latest runs are read again here: a document that got a new run since it was chosen (queued from
     the UI, a backfill) is left live."""
-    states = states or {}
     versions = latest_code_versions(instance, asset_keys, document_ids)
     runs = latest_runs(instance, document_ids)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -166,10 +168,9 @@ def retire(instance: DagsterInstance, store, document_ids: Sequence[str], asset_
         rec = runs.get(doc_id)
         if not _succeeded(rec):
             continue
-        state = states.get(doc_id)
         record = RetiredDocument(
             document_id=doc_id, retired_at=now, last_run_id=rec.dagster_run.run_id if rec else None,
-            last_activity=state.last_activity if state else (rec.create_timestamp.timestamp() if rec else 0.0),
+            last_activity=_last_activity(rec),
             code_versions=versions.get(doc_id, {}),
         )
         store.put(retired_key(doc_id), record.model_dump_json(indent=1).encode(), "application/json")
@@ -192,8 +193,7 @@ def run_retention(instance: DagsterInstance, store, asset_graph, max_live: int,
         finished = sum(1 for s in states if s.finished)
         chosen = choose_retirements(states, max_live, low_water)
         if chosen and not dry_run:
-            by_id = {s.document_id: s for s in states}
-            chosen = retire(instance, store, chosen, keys, by_id)
+            chosen = retire(instance, store, chosen, keys)
     live_after = len(live) - (0 if dry_run else len(chosen))
     return RetentionReport(
         max_live=max_live, target=target, live_before=len(live), finished=finished, retired=chosen,
@@ -206,11 +206,11 @@ def current_code_versions(asset_graph) -> dict[str, str | None]:
     return {k.to_user_string(): asset_graph.get(k).code_version for k in document_asset_keys(asset_graph)}
 
 
-def stale_retired(store, asset_graph, records: Iterable[RetiredDocument] | None = None) -> list[tuple[RetiredDocument, list[str]]]:
+def stale_retired(store, asset_graph) -> list[tuple[RetiredDocument, list[str]]]:
     """Retired documents whose recorded code versions differ from the current definitions, with the assets."""
     current = current_code_versions(asset_graph)
     out = []
-    for rec in (iter_retired(store) if records is None else records):
+    for rec in iter_retired(store):
         assets = stale_assets(rec.code_versions, current)
         if assets:
             out.append((rec, assets))

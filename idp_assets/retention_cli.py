@@ -13,11 +13,9 @@ _DATA_DIR = click.option("--data-dir", default=None, help="embedded data folder;
 
 
 def _context(data_dir: str | None):
-    from idp_assets.audit import instance_for
-    from idp_assets.settings import build_resources
+    from idp_assets.audit import document_store_for, instance_for
 
-    store = build_resources(data_dir=data_dir)["document_store"].process_config_and_initialize()
-    return instance_for(data_dir), store
+    return instance_for(data_dir), document_store_for(data_dir)
 
 
 @click.group("partitions")
@@ -68,13 +66,13 @@ def restore_cmd(documents: tuple[str, ...], data_dir: str | None) -> None:
     from idp_assets.retention import restore
 
     instance, store = _context(data_dir)
-    missing = 0
+    already_live = 0
     for ref in documents:
         doc_id = resolve_document_id(instance, ref, store)
         if restore(instance, store, doc_id):
             click.echo(f"{doc_id} restored")
         else:
             click.echo(f"{doc_id} is live already", err=True)
-            missing += 1
-    if missing == len(documents):
+            already_live += 1
+    if already_live == len(documents):
         raise SystemExit(1)

@@ -107,9 +107,9 @@ def finish_documents(instance, asset_graph, keys: list[str]) -> float:
     events): finished documents as the retention pass sees them. Returns the seconds it took."""
     from dagster import AssetMaterialization
 
-    from idp_assets.backfill import document_asset_keys
+    from idp_assets.retention import current_code_versions
 
-    assets = [(k, asset_graph.get(k).code_version) for k in document_asset_keys(asset_graph)]
+    assets = current_code_versions(asset_graph).items()
     t = time.perf_counter()
     for doc in keys:
         for key, version in assets:

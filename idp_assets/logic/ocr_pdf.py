@@ -18,6 +18,7 @@ image's size at its resolution (72 / dpi points per pixel).
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 
@@ -76,18 +77,19 @@ def _pdf_string(text: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def _helvetica_width(text: str) -> float:
-    """Width of `text` in Helvetica at size 1 (the standard AFM metrics pdfminer also uses)."""
+@functools.cache
+def _helvetica():
+    """pdfminer's font for the dictionary the pages declare: Helvetica, WinAnsiEncoding (standard AFM metrics)."""
     from pdfminer.pdffont import PDFType1Font
     from pdfminer.psparser import LIT
 
-    global _FONT
-    if _FONT is None:  # the font dictionary the page declares: Helvetica, WinAnsiEncoding
-        _FONT = PDFType1Font(None, {"BaseFont": LIT("Helvetica"), "Encoding": LIT("WinAnsiEncoding")})
-    return sum(_FONT.char_width(b) for b in text.encode("cp1252", errors="replace")) or 0.5 * len(text)
+    return PDFType1Font(None, {"BaseFont": LIT("Helvetica"), "Encoding": LIT("WinAnsiEncoding")})
 
 
-_FONT = None
+def _helvetica_width(text: str) -> float:
+    """Width of `text` in Helvetica at size 1, as a reader of the page measures it."""
+    font = _helvetica()
+    return sum(font.char_width(b) for b in text.encode("cp1252", errors="replace")) or 0.5 * len(text)
 
 
 def page_content(page: ScanPage) -> bytes:
