@@ -23,7 +23,6 @@ from dagster import (
 from dagster._core.definitions.observe import observe
 
 from idp_assets import definitions, versions
-from idp_assets.audit import instance_for
 from idp_assets.backfill import (
     BackfillCandidate, backfill_run_requests, document_asset_keys, find_backfill_partitions,
     run_candidates,
@@ -32,7 +31,7 @@ from idp_assets.cli import main as cli_main
 from idp_assets.common import DOCUMENT_BACKFILL_POLICY
 from idp_assets.definitions import ALL_ASSETS, DOCUMENT_ASSETS, process_document_job
 from idp_assets.runner import DocumentRunner
-from tests.fixtures.documents import process_good_and_garbage
+from tests.fixtures.documents import embedded_world, process_good_and_garbage
 from idp_assets.settings import build_resources
 from idp_assets.suppliers import supplier_master_asset
 from resources.llm import LlmRouter
@@ -165,12 +164,7 @@ def test_backfill_settings_from_env():
 def world(tmp_path_factory, bolt_server, corpus):
     """2 processed e-invoices, one that failed (garbage), one registered but never run."""
     tmp = tmp_path_factory.mktemp("backfill")
-    data = tmp / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), **bolt_server.env()}.items():
-            mp.setenv(k, v)
-        resources = build_resources(data_dir=str(data))
-        instance = instance_for(str(data))  # what `idp backfill --data-dir` opens
+    with embedded_world(tmp, bolt_server) as (data, resources, instance):  # the instance `idp backfill --data-dir` opens
         # as a deployment does (UI / schedule): the supplier master's version is observed before documents
         # are matched against it - else the first match records no master version and is stale at once
         assert observe([supplier_master_asset], instance=instance, resources=resources).success
@@ -179,7 +173,6 @@ def world(tmp_path_factory, bolt_server, corpus):
         pending, _ = runner.register(corpus / "einvoices" / PENDING)
         yield {"instance": instance, "resources": resources, "ok": ok, "bad": bad, "pending": pending,
                "data": data}
-        instance.dispose()
 
 
 def _graph(ocr_version: str | None = None):

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from dagster import AssetKey, Definitions, SkipReason, build_sensor_context
 
 from idp_assets import versions
-from idp_assets.audit import audit_document, instance_for, resolve_document_id
+from idp_assets.audit import audit_document, resolve_document_id
 from idp_assets.backfill import document_asset_keys
 from idp_assets.cli import main as cli_main
 from idp_assets.definitions import ALL_ASSETS, defs, process_document_job
@@ -29,7 +29,7 @@ from idp_assets.retention import (
     stale_retired,
 )
 from idp_assets.runner import DocumentRunner
-from tests.fixtures.documents import process_good_and_garbage
+from tests.fixtures.documents import embedded_world, process_good_and_garbage
 from idp_assets.settings import build_resources
 from sensors.inbox import InboxSettings, make_inbox_sensor
 from sensors.retention import RetentionSettings, make_retention_sensor
@@ -82,17 +82,11 @@ def test_stale_assets_compares_recorded_with_current_versions():
 def world(tmp_path_factory, bolt_server, corpus):
     """3 processed e-invoices (oldest first) and one that failed (garbage)."""
     tmp = tmp_path_factory.mktemp("retention")
-    data = tmp / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in {"IDP_DATA_DIR": str(data), "IDP_EXPORT_DIR": str(tmp / "exports"), **bolt_server.env()}.items():
-            mp.setenv(k, v)
-        resources = build_resources(data_dir=str(data))
-        instance = instance_for(str(data))
+    with embedded_world(tmp, bolt_server) as (data, resources, instance):
         runner = DocumentRunner(resources, instance)
         ok, bad = process_good_and_garbage(runner, [corpus / "einvoices" / n for n in EINVOICES], tmp)
         yield {"instance": instance, "resources": resources, "runner": runner, "store": runner.store, "ok": ok,
                "bad": bad, "data": data, "tmp": tmp}
-        instance.dispose()
 
 
 def _live(instance):
