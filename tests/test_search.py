@@ -224,3 +224,25 @@ def test_http_chroma_server(tmp_path, embedder):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_token_batches_group_texts_of_similar_length():
+    from resources.embedder import token_batches
+
+    lengths = [256, 5, 6, 120, 250, 7, 60]
+    batches = token_batches(["t"] * len(lengths), lengths, max_items=32, max_tokens=2048)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every text once
+    assert batches == [[0, 4], [3, 6], [5, 2, 1]]  # never padded to more than twice its length
+    for b in batches:
+        assert all(2 * lengths[i] >= lengths[b[0]] for i in b)
+    assert token_batches(["t"] * 5, [100] * 5, max_items=2, max_tokens=2048) == [[0, 1], [2, 3], [4]]
+    assert token_batches(["t"] * 5, [100] * 5, max_items=32, max_tokens=300) == [[0, 1, 2], [3, 4]]
+
+
+def test_embedding_in_length_batches_gives_the_vectors_of_one_batch(embedder):
+    import numpy as np
+
+    texts = ["Rechnung " * 120, "ACME GmbH", "Musterstraße 1, 12345 Berlin", "Total 19,99 EUR " * 30, "x"]
+    got = np.asarray(embedder.embed(texts))
+    one = embedder._model().encode(texts, batch_size=len(texts), normalize_embeddings=True)
+    assert got.shape == one.shape and np.allclose(got, one, atol=1e-4)
