@@ -23,6 +23,7 @@ from idp_assets.partitions import documents_partitions
 
 # the asset modules import this before their decorators run: keep the beta notice out of every CLI call
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset` is currently in beta")
+warnings.filterwarnings("ignore", message="Function `observable_source_asset` is currently in beta")
 
 ASSET_GROUP = "documents"
 PARTITIONS = documents_partitions

@@ -46,7 +46,7 @@ from resources.storage import original_key
 
 INDEX = "index.jsonl"
 # records of these reasons are not "finished": a re-run processes their inputs again
-RETRY_REASONS = {"interrupted", "not_found", "not_a_regular_file", "unreadable", "file_too_large"}
+RETRY_REASONS = {"interrupted", "worker_lost", "not_found", "not_a_regular_file", "unreadable", "file_too_large"}
 DEFAULT_STOP_GRACE_S = 8.0
 
 
@@ -185,10 +185,16 @@ class DocumentRunner:
                 quarantine_uri = self.store.quarantine(doc_id, reason, message, filename)
             except Exception:  # noqa: BLE001
                 quarantine_uri = None
-        rec = failed_export(doc_id, uri, filename, reason, message)
-        rec["source"]["store_uri"] = self.store.uri(original_key(doc_id))
+        return self.failed_run(inp, doc_id, reason, message, t0, quarantine_uri)
+
+    def failed_run(self, inp: InputFile, doc_id: str | None, reason: str, message: str, t0: float,
+                   quarantine_uri: str | None = None) -> Outcome:
+        """The record of a registered document whose run failed (or never finished)."""
+        rec = failed_export(doc_id, _uri(inp.path), display_path(inp.name), reason, message)
+        if doc_id:
+            rec["source"]["store_uri"] = self.store.uri(original_key(doc_id))
         rec["quarantine_uri"] = quarantine_uri
-        return Outcome(path, doc_id, "failed", message, reason, rec, time.perf_counter() - t0)
+        return Outcome(Path(inp.path), doc_id, "failed", message, reason, rec, time.perf_counter() - t0)
 
 
 def output_name(path: Path, document_id: str | None, taken: set[str]) -> str:
@@ -331,14 +337,25 @@ def _index_line(rec: dict) -> str:
 
 
 def default_workers() -> int:
-    """Documents run at once by `idp process` (IDP_PROCESS_WORKERS, default 1).
-
-    More than one runs documents in threads of this process; the engines release the GIL while
-    they read, so one document's OCR overlaps another's Python stages.  Measured on 2 cores
-    (README "Throughput"), the gain is modest because Dagster's per-run bookkeeping holds the GIL.
-    """
+    """Documents run at once by `idp process` (IDP_PROCESS_WORKERS, default 1)."""
     env = os.environ.get("IDP_PROCESS_WORKERS")
     return max(1, int(env)) if env else 1
+
+
+WORKER_KINDS = ("process", "thread")
+
+
+def default_worker_kind() -> str:
+    """How `--workers N` (N > 1) runs documents at once (IDP_PROCESS_WORKER_KIND, default ``process``).
+
+    ``process``: N worker processes, each with its own models and clients, loaded once and kept for
+    the batch; Python stages of different documents run on different cores.  ``thread``: N threads
+    of this process sharing models and clients; the engines release the GIL while they read, but
+    every Python stage and Dagster's per-run bookkeeping take turns on one interpreter lock."""
+    kind = (os.environ.get("IDP_PROCESS_WORKER_KIND") or "process").lower()
+    if kind not in WORKER_KINDS:
+        raise ValueError(f"IDP_PROCESS_WORKER_KIND={kind!r}: expected one of {', '.join(WORKER_KINDS)}")
+    return kind
 
 
 @dataclass
@@ -356,11 +373,14 @@ class _Pending:
 
 def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: DagsterInstance | None = None,
                   progress=sys.stderr, *, follow_symlinks: bool = False, reprocess: bool = False,
-                  stop_grace_s: float | None = None, workers: int = 1) -> list[Outcome]:
+                  stop_grace_s: float | None = None, workers: int = 1,
+                  worker_kind: str | None = None) -> list[Outcome]:
     """Process every input; one record per input in ``<out_dir>/index.jsonl``.
 
-    Up to `workers` documents run at once, in threads of this process (models, clients and the
-    Dagster instance are shared; each document is still its own Dagster run).  Inputs are read,
+    Up to `workers` documents run at once: in worker processes (`worker_kind` ``process``, the
+    default: see `idp_assets.worker_pool`) or in threads of this process (``thread``: models,
+    clients and the Dagster instance shared).  Each document is still its own Dagster run in the
+    same instance, so lineage stays per document.  Inputs are read,
     hashed and registered in input order; records are written as documents finish and the index
     is rewritten in input order at the end.  Documents already finished in `out_dir` (same
     sha256) are skipped unless `reprocess`.  Raises BatchInterrupted after SIGINT/SIGTERM (what
@@ -387,7 +407,17 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
     lock = threading.Lock()
     index = open(index_path, "w" if reprocess else "a", encoding="utf-8")
     running: dict[int, dict] = {}  # input number -> what an abandoned document's record needs
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-doc") if workers > 1 else None
+    procs = None  # worker processes (worker_kind "process")
+    pool = None
+    if workers > 1:
+        kind = worker_kind or default_worker_kind()
+        if kind == "process":
+            from idp_assets.worker_pool import DocumentProcessPool
+
+            procs = DocumentProcessPool(workers, resources, runner.instance)
+            pool = procs.executor
+        else:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-doc")
 
     def write(rec: dict) -> None:
         with lock:
@@ -395,6 +425,8 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             index.flush()
 
     def on_timeout() -> None:  # still busy after the grace period: record the documents as abandoned
+        if procs is not None:
+            procs.kill()
         for cur in list(running.values()):
             try:
                 write({**cur, "status": "failed", "reason": "interrupted",
@@ -406,13 +438,20 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
     grace = float(os.environ.get("IDP_STOP_GRACE_S") or DEFAULT_STOP_GRACE_S) if stop_grace_s is None else stop_grace_s
     stopper = StopSignals(grace, on_timeout)
 
-    def run_one(p: _Pending, doc_id: str) -> Outcome:
-        o = runner.run(p.inp, doc_id, p.t0)
-        if o.status == "failed" and o.document_id and stopper.signum:  # stopped while it ran
+    def stopped_while_running(o: Outcome) -> Outcome:
+        if o.status == "failed" and o.document_id and stopper.signum and o.reason != "interrupted":
             o.reason, o.error = "interrupted", "the batch was stopped while this document ran"
             o.record = failed_export(o.document_id, o.record["source"]["uri"], o.record["source"]["filename"],
                                      o.reason, o.error)
         return o
+
+    def run_one(p: _Pending, doc_id: str) -> Outcome:
+        return stopped_while_running(runner.run(p.inp, doc_id, p.t0))
+
+    def submit(p: _Pending, doc_id: str) -> Future:
+        if procs is not None:
+            return procs.submit(p.inp, doc_id, p.t0)
+        return pool.submit(run_one, p, doc_id)
 
     def finish(p: _Pending) -> None:
         """Write the outputs and the index record of a resolved input (main thread only)."""
@@ -462,6 +501,13 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             p.outcome = (outcome or p.future.result)()
         except OSError as exc:
             p.outcome = runner.refused(p.inp, "unreadable", str(exc))
+        except Exception as exc:  # noqa: BLE001 - a worker process died (BrokenProcessPool): this input only
+            if procs is None:
+                raise
+            p.outcome = runner.failed_run(p.inp, running.get(p.i, {}).get("document_id"), "worker_lost",
+                                          f"the worker process running this document ended: {exc!r}", p.t0)
+        if procs is not None:
+            p.outcome = stopped_while_running(p.outcome)
         inflight.pop(p.outcome.document_id or "", None)
         finish(p)
 
@@ -473,6 +519,8 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             ready = [p for p in queue if p.future.done()]
             if not ready and len(queue) <= block_until:
                 return
+            if procs is not None and stopper.signum:
+                procs.interrupt()  # the workers' current runs stop as one run would in this process
             if not ready:
                 wait([p.future for p in queue], timeout=0.5, return_when=FIRST_COMPLETED)
                 continue
@@ -531,7 +579,7 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
                 if pool is None:  # in this (main) thread: Dagster's own interrupt handling applies
                     collect(p, lambda: run_one(p, doc_id))
                 else:
-                    p.future = pool.submit(run_one, p, doc_id)
+                    p.future = submit(p, doc_id)
                     inflight[doc_id] = p
                     queue.append(p)
                     drain(workers - 1)  # keep `workers` documents running, no more (bounded memory)
@@ -539,7 +587,9 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             completed = not stopper.signum
     finally:
         stopped = stopper.signum
-        if pool is not None:
+        if procs is not None:
+            procs.close(wait=not stopped)
+        elif pool is not None:
             pool.shutdown(wait=not stopped, cancel_futures=True)
         index.close()
         # one record per input, in input order: this run's records, then (after a stop) earlier

@@ -1,7 +1,10 @@
-"""`idp process --workers N`: several documents at once in one process, the same records as one at a time.
+"""`idp process --workers N`: several documents at once (worker processes, or threads of one process),
+the same records as one at a time.
 
 Each document is still its own Dagster run (lineage per document); the index is in input order, output
-names do not depend on which document finished first, and the same bytes twice are run once.
+names do not depend on which document finished first, and the same bytes twice are run once.  With worker
+processes the embedded Chroma store is written by the batch process only (resources/vector_relay.py): it
+holds every chunk once.
 """
 
 from __future__ import annotations
@@ -41,7 +44,23 @@ def _inputs(folder):
     return [paths[0], paths[1], dup / "doc-1.pdf", folder / "missing.pdf", paths[2]]
 
 
-def _run(tmp_path, monkeypatch, inputs, workers: int, name: str):
+def _chunks(data) -> dict:
+    """Chunk ids per document in the data folder's Chroma store, and the keyword index's count."""
+    import sqlite3
+
+    from resources.vectors import CHUNKS_COLLECTION, VectorStore
+
+    got = VectorStore(path=str(data / "chroma")).collection(CHUNKS_COLLECTION).get(include=["metadatas"])
+    per_doc: dict[str, list[str]] = {}
+    for cid, meta in zip(got["ids"], got["metadatas"]):
+        per_doc.setdefault(meta["document_id"], []).append(cid)
+    with sqlite3.connect(data / "chroma" / "keywords.sqlite") as db:
+        keyed = db.execute("select count(*) from chunk_keys").fetchone()[0]
+    return {"chunks": {d: sorted(ids) for d, ids in per_doc.items()}, "keyword_rows": keyed}
+
+
+def _run(tmp_path, monkeypatch, inputs, workers: int, name: str, kind: str = "process"):
+    monkeypatch.setenv("IDP_PROCESS_WORKER_KIND", kind)
     monkeypatch.setenv("IDP_DATA_DIR", str(tmp_path / f"data-{name}"))
     monkeypatch.setenv("IDP_EXPORT_DIR", str(tmp_path / f"exports-{name}"))
     out = tmp_path / f"out-{name}"
@@ -52,10 +71,11 @@ def _run(tmp_path, monkeypatch, inputs, workers: int, name: str):
     return out, index
 
 
-def test_two_workers_give_the_records_of_one_worker(tmp_path, monkeypatch, graph_env):
+@pytest.mark.parametrize("kind", ["process", "thread"])
+def test_two_workers_give_the_records_of_one_worker(tmp_path, monkeypatch, graph_env, kind):
     inputs = _inputs(tmp_path / "in")
     out1, one = _run(tmp_path, monkeypatch, inputs, 1, "one")
-    out2, two = _run(tmp_path, monkeypatch, inputs, 2, "two")
+    out2, two = _run(tmp_path, monkeypatch, inputs, 2, "two", kind)
 
     assert [r["source"] for r in two] == [str(p) for p in inputs]  # input order, whatever finished first
     assert [(r["status"], r["reason"], r["output"], r["document_id"]) for r in two] == \
@@ -74,6 +94,8 @@ def test_two_workers_give_the_records_of_one_worker(tmp_path, monkeypatch, graph
     runs = instance.get_runs(RunsFilter(tags={"idp/runner": "idp process"}))
     assert sorted(r.tags["dagster/partition"] for r in runs) == sorted({r["document_id"] for r in two if r["document_id"]})
     assert all(r.is_success for r in runs)
+    # every chunk once in the batch's Chroma store and its keyword index, as with one worker
+    assert _chunks(tmp_path / "data-two") == _chunks(tmp_path / "data-one") and _chunks(tmp_path / "data-two")
 
     # the same command again: everything finished is skipped, the index keeps one record per input
     res = CliRunner().invoke(main, ["process", *map(str, inputs), "--out", str(out2), "--workers", "2"],

@@ -1,0 +1,181 @@
+"""Worker processes for `idp process --workers N`: documents on all cores, models loaded once per worker.
+
+Threads of one process share one interpreter lock: the OCR engines release it while they read,
+but every Python stage (pages, tables, fields, suppliers, exports) and Dagster's per-run
+bookkeeping (~270 events per document) take turns on it.  Here each of the N workers is a
+process (``spawn``) that
+
+* builds its `DocumentRunner` once from the batch's resources and the same Dagster instance
+  (by its ref: runs, event log and partitions are shared on disk, as with the daemon's run
+  workers), keeps the models it loads for every later document and gives freed memory back
+  after each one;
+* writes vectors through the batch process (`resources.vector_relay`) when Chroma is embedded:
+  one process owns a ``PersistentClient``'s folder;
+* splits the machine's cores between the workers for torch's intra-op threads;
+* ignores SIGINT/SIGTERM from the terminal (the batch process decides: it forwards SIGINT to
+  stop the current runs as one run in the main thread would stop) and dies with the batch
+  process (``PR_SET_PDEATHSIG``), so no worker outlives a killed batch.
+
+Each document is still its own Dagster run, recorded in the shared instance: lineage, audit,
+quarantine and re-runs by content hash are what they are with one worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import pickle
+import signal
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from dagster import DagsterInstance
+
+from idp_assets.logic.inputs import InputFile
+
+_PR_SET_PDEATHSIG = 1
+_STATE: dict = {}  # in a worker process: its DocumentRunner
+
+
+def worker_threads(workers: int, cpus: int | None = None) -> int:
+    """Intra-op threads (torch) per worker: the machine's cores split between the workers."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, workers))
+
+
+def resources_blob(resources: dict) -> bytes:
+    """The batch's resources as their configuration, to build them again in a worker: Pythonic
+    resources by class and the fields set (an ``EnvVar`` stays a reference to the variable, so no
+    secret travels), anything else pickled as it is."""
+    spec = {}
+    for key, value in resources.items():
+        if hasattr(value, "_get_non_default_public_field_values"):  # ConfigurableResource / IOManager
+            spec[key] = ("config", type(value), dict(value._get_non_default_public_field_values()))
+        else:
+            spec[key] = ("object", value)
+    return pickle.dumps(spec)
+
+
+def resources_from_blob(blob: bytes) -> dict:
+    return {key: (item[1](**item[2]) if item[0] == "config" else item[1]) for key, item in pickle.loads(blob).items()}
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux/glibc: the batch process kills its workers itself
+        pass
+
+
+def _init_worker(blob: bytes, instance_ref, relay: tuple[str, bytes] | None, threads: int,
+                 parent_pid: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the batch process died before this worker set its death signal
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch / numpy's BLAS when first imported
+    from idp_assets.audit import relax_sqlite_sync
+    from idp_assets.runner import DocumentRunner, default_env
+
+    default_env()
+    relax_sqlite_sync()
+    if relay is not None:
+        from resources.vector_relay import use_relay
+
+        use_relay(*relay)
+    resources = resources_from_blob(blob)
+    _STATE["runner"] = DocumentRunner(resources, DagsterInstance.from_ref(instance_ref))
+    _STATE["threads"] = threads
+
+
+def _run_document(inp: InputFile, doc_id: str, t0: float):
+    """In a worker: one document's run (the same as `DocumentRunner.run` in the batch process)."""
+    from idp_assets.runner import release_memory
+
+    if "torch" in __import__("sys").modules:
+        import torch
+
+        if torch.get_num_threads() != _STATE["threads"]:
+            torch.set_num_threads(_STATE["threads"])
+    # a stop asked while this document ran reaches the run as SIGINT, handled by Dagster's own
+    # interrupt capture inside it; between documents SIGINT stays ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _STATE["runner"].run(inp, doc_id, t0)
+    except KeyboardInterrupt:  # the stop arrived before the run captured it
+        return _STATE["runner"].failed_run(inp, doc_id, "interrupted",
+                                           "the batch was stopped while this document ran", t0)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        release_memory()
+
+
+class DocumentProcessPool:
+    """N worker processes running documents of one batch (see the module docstring)."""
+
+    def __init__(self, workers: int, resources: dict, instance: DagsterInstance):
+        self.workers = workers
+        self._relay = None
+        resources = dict(resources)
+        store = resources.get("vector_store")
+        if store is not None and getattr(store, "mode", None) == "persistent":
+            from resources.vector_relay import RelayedVectorStore, VectorRelay
+
+            self._relay = VectorRelay(store)
+            resources["vector_store"] = RelayedVectorStore(relay_address=self._relay.address)
+        try:
+            self._resources_blob = resources_blob(resources)
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise TypeError(f"the batch's resources cannot be sent to worker processes ({exc}); "
+                            "use IDP_PROCESS_WORKER_KIND=thread") from exc
+        self._instance_ref = instance.get_ref()
+        self.executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        relay = (self._relay.address, self._relay.authkey) if self._relay is not None else None
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self._resources_blob, self._instance_ref, relay, worker_threads(self.workers), os.getpid()))
+
+    def submit(self, inp: InputFile, doc_id: str, t0: float) -> Future:
+        try:
+            return self.executor.submit(_run_document, inp, doc_id, t0)
+        except BrokenProcessPool:  # a worker died (its documents are recorded as worker_lost): new workers
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = self._new_executor()
+            return self.executor.submit(_run_document, inp, doc_id, t0)
+
+    def _pids(self) -> list[int]:
+        return [p.pid for p in (getattr(self.executor, "_processes", None) or {}).values() if p.pid]
+
+    def interrupt(self) -> None:
+        """Stop the workers' current runs (SIGINT: Dagster interrupts the step, the run fails as
+        interrupted); idempotent enough to be called while waiting."""
+        if getattr(self, "_interrupted", False):
+            return
+        self._interrupted = True
+        for pid in self._pids():
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        for pid in self._pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self, wait: bool = True) -> None:
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            if not wait:
+                self.kill()
+            executor.shutdown(wait=wait, cancel_futures=True)
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
