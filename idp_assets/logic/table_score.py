@@ -19,8 +19,9 @@ and, per table region, the best-scoring candidate is kept:
 * ``ruled``: the candidate's cells are bounded by ruling lines (drawn structure is strong evidence).
 
 The weights below are priors set by hand, not fitted.  On the development corpus the choice is
-insensitive to them: halving or zeroing any single one leaves ICDAR tables (ruled, and with their
-rules removed) unchanged; only the ``merged`` penalty moves the invoice tables (issue #14 item 5).
+insensitive to them: halving ``prose``, ``ruled`` or ``coverage``, doubling ``types``, or setting
+``merged`` to -1 or 0 leaves the ICDAR table scores (ruled, and with their rules removed) unchanged;
+only the ``merged`` penalty moves the invoice tables (issue #14 item 5).
 """
 
 from __future__ import annotations
