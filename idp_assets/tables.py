@@ -32,7 +32,7 @@ def find_tables(raw: RawPages, ocr: OcrPages, original: bytes, page_image=None) 
 @asset(
     partitions_def=PARTITIONS,
     group_name=ASSET_GROUP,
-    code_version="3",
+    code_version="4",
     backfill_policy=DOCUMENT_BACKFILL_POLICY,
     description="Tables as cell grids (ruled cells refined by word positions, text alignment - on scanned pages over "
     "the OCR words and the ruling lines of the image -, e-invoice line items, office tables) with typed cells, "

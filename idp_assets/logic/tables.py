@@ -19,10 +19,12 @@ from decimal import Decimal
 from idp_assets.models import LineItem, NormalizedCell, Table
 
 from .einvoice import line_items_rows
+from .table_score import Candidate, choose
 from .field_rules.labels import line_column
 from .numbers import detect_currency, find_dates, parse_amount
 
 __all__ = [
+    "DETECTORS",
     "LATTICE_SETTINGS",
     "TEXT_SETTINGS",
     "UNIT_CODES",
@@ -54,6 +56,8 @@ TEXT_SETTINGS: dict = {
     "vertical_strategy": "text",
     "horizontal_strategy": "text",
 }
+# the table detectors whose candidates are scored against each other (extract_pdf_tables)
+DETECTORS: tuple[str, ...] = ("pdfplumber_lattice", "camelot_lattice", "pdfplumber_stream", "camelot_stream")
 
 
 def _cell(c) -> str:
@@ -290,44 +294,124 @@ def cells_by_word_centre(grid: list[list[tuple[float, float, float, float] | Non
     return out
 
 
-def _page_tables(page, settings: dict, source: str, text_mode: bool = False, text_flow: bool = False) -> list[Table]:
-    """`text_flow`: words in content-stream order (a PDF made from OCR words writes each word in one
-    piece; sorting by position would interleave the glyphs of two overlapping OCR boxes)."""
-    out: list[Table] = []
+def _block_bbox(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _text_blocks(raw: list[list], row_boxes: list, detector: str, page_number: int) -> list[Candidate]:
+    """Candidates of a grid found by text alignment: its blocks of rows that hold figures
+    (:func:`_tabular_blocks`) and do not look like justified prose, each with the box of its rows."""
+    out: list[Candidate] = []
+    filled = [i for i, r in enumerate(raw) if any(_cell(c) for c in r)]
+    rows = clean_rows(raw)  # drops exactly the rows not in `filled`
+    for a, b in _tabular_blocks(rows):
+        block = clean_rows(rows[a:b])
+        if _degenerate(block) or _prose_like(block):
+            continue
+        bbox = _block_bbox([row_boxes[i] for i in filled[a:b]])
+        out.append(Candidate(detector, page_number, block, bbox, ruled=False))
+    return out
+
+
+def _page_candidates(page, settings: dict, detector: str, words: list[dict], text_mode: bool = False,
+                     text_flow: bool = False) -> list[Candidate]:
+    """pdfplumber's tables of one page as candidates.  `text_flow`: words in content-stream order (a PDF
+    made from OCR words writes each word in one piece; sorting by position would interleave the glyphs
+    of two overlapping OCR boxes)."""
+    out: list[Candidate] = []
     view = page if text_mode else _shading_filter(page)
-    words = None
     if text_flow:
         settings = {**settings, "text_use_text_flow": True}
     for t in view.find_tables(table_settings=settings):
-        if words is None:
-            words = page.extract_words(keep_blank_chars=False, use_text_flow=text_flow)
         if text_mode:
             # whole words into the cell that holds their centre: a column edge found by text
             # alignment never cuts a word ('Prijs p | er stu | k')
-            rows = clean_rows(cells_by_word_centre([[c for c in r.cells] for r in t.rows], words))
-        else:
-            try:
-                rows = clean_rows(structure_lattice(list(t.cells), words))
-            except Exception as e:  # never lose a table to the refinement step
-                log.warning("lattice refinement failed on page %d: %s", page.page_number, e)
-                rows = clean_rows(t.extract())
-        if _degenerate(rows):
+            raw = cells_by_word_centre([[c for c in r.cells] for r in t.rows], words)
+            out += _text_blocks(raw, [r.bbox for r in t.rows], detector, page.page_number)
             continue
-        x0, top, x1, bottom = t.bbox
-        if not text_mode:
-            out.append(Table(page=page.page_number, rows=rows, source=source, bbox=(x0, top, x1, bottom)))
-            continue
-        row_objs = t.rows
-        for a, b in _tabular_blocks(rows):
-            block = clean_rows(rows[a:b])
-            if _degenerate(block) or _prose_like(block):
-                continue
-            bbox = None
-            if len(row_objs) == len(rows):  # no row was dropped by clean_rows: exact bbox
-                tops = [r.bbox for r in row_objs[a:b]]
-                bbox = (min(r[0] for r in tops), min(r[1] for r in tops), max(r[2] for r in tops), max(r[3] for r in tops))
-            out.append(Table(page=page.page_number, rows=block, source=source, bbox=bbox))
+        try:
+            rows = clean_rows(structure_lattice(list(t.cells), words))
+        except Exception as e:  # never lose a table to the refinement step
+            log.warning("lattice refinement failed on page %d: %s", page.page_number, e)
+            rows = clean_rows(t.extract())
+        if not _degenerate(rows):
+            out.append(Candidate(detector, page.page_number, rows, tuple(t.bbox), ruled=True))
     return out
+
+
+def _camelot_tables(pdf_bytes: bytes, pages: list[int], flavor: str) -> list:
+    """camelot's tables of the given pages (``flavor`` lattice or stream); [] when camelot is missing
+    or fails.  Lattice renders the pages with pypdfium2 (no ghostscript)."""
+    if not pages:
+        return []
+    try:
+        import camelot
+    except ImportError:  # pragma: no cover - a locked dependency
+        return []
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kw = {"backend": "pdfium"} if flavor == "lattice" else {}
+            return list(camelot.read_pdf(io.BytesIO(pdf_bytes), pages=",".join(map(str, pages)), flavor=flavor,
+                                         suppress_stdout=True, **kw))
+    except Exception as e:  # camelot raises on pages without text, odd content streams...
+        log.warning("camelot %s failed: %s", flavor, e)
+        return []
+
+
+def _camelot_candidates(t, page, words: list[dict], detector: str) -> list[Candidate]:
+    """One camelot table as a candidate, its cell texts read from pdfplumber's words (whole words by
+    their centre, as for pdfplumber's own grids) so that every detector sees the same words.
+
+    Lattice: cells joined where camelot found no ruling between them are one spanning cell, then
+    refined like pdfplumber's ruled cells (:func:`structure_lattice`).  Stream: the grid of camelot's
+    column and row bands."""
+    height = float(page.height)
+    cols = [(float(a), float(b)) for a, b in t.cols]
+    rows_y = [(float(a), float(b)) for a, b in t.rows]  # (y top, y bottom), PDF space (origin bottom left)
+    if len(cols) < 2 or len(rows_y) < 2:
+        return []
+    if detector == "camelot_lattice":
+        nr, nc = len(rows_y), len(cols)
+        parent = list(range(nr * nc))
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for r in range(nr):
+            for c in range(nc):
+                cell = t.cells[r][c]
+                if c + 1 < nc and not cell.right:
+                    parent[find(r * nc + c + 1)] = find(r * nc + c)
+                if r + 1 < nr and not cell.bottom:
+                    parent[find((r + 1) * nc + c)] = find(r * nc + c)
+        groups: dict[int, list[tuple[int, int]]] = {}
+        for r in range(nr):
+            for c in range(nc):
+                groups.setdefault(find(r * nc + c), []).append((r, c))
+        boxes = []
+        for members in groups.values():
+            r0, r1 = min(r for r, _ in members), max(r for r, _ in members)
+            c0, c1 = min(c for _, c in members), max(c for _, c in members)
+            boxes.append((cols[c0][0], height - rows_y[r0][0], cols[c1][1], height - rows_y[r1][1]))
+        grid = clean_rows(structure_lattice(boxes, words))
+    else:
+        boxes = [[(x0, height - y_top, x1, height - y_bottom) for x0, x1 in cols] for y_top, y_bottom in rows_y]
+        row_boxes = [(cols[0][0], height - y_top, cols[-1][1], height - y_bottom) for y_top, y_bottom in rows_y]
+        return _text_blocks(cells_by_word_centre(boxes, words), row_boxes, detector, page.page_number)
+    if _degenerate(grid):
+        return []
+    bbox = (cols[0][0], height - rows_y[0][0], cols[-1][1], height - rows_y[-1][1])
+    return [Candidate(detector, page.page_number, grid, bbox, ruled=True)]
+
+
+def _to_tables(kept: list[Candidate], source: str) -> list[Table]:
+    return [Table(page=c.page, rows=c.rows, source=source, bbox=c.bbox) for c in kept]
 
 
 def extract_pdf_tables(
@@ -336,17 +420,21 @@ def extract_pdf_tables(
     *,
     text_fallback: bool = True,
     text_flow: bool = False,
+    detectors: Iterable[str] = DETECTORS,
 ) -> list[Table]:
     """Tables of the given 1-based pages (all pages when ``None``).
 
-    Ruled tables (``source="pdf_ruling"``) win.  When no requested page has a usable
-    ruled table and ``text_fallback`` is set, the pages are read by text alignment
-    (``source="pdf_text_alignment"``), keeping only blocks of rows that hold figures and
-    do not look like justified prose.
+    Per page, the candidates of every detector (``detectors``: pdfplumber and camelot, ruled and
+    unruled) are scored by their structure and the best one per table region is kept
+    (:func:`idp_assets.logic.table_score.choose`).  Ruled tables (``source="pdf_ruling"``) win: when
+    no requested page has a usable ruled table and ``text_fallback`` is set, the pages' unruled
+    candidates are chosen from (``source="pdf_text_alignment"``), keeping only blocks of rows that
+    hold figures and do not look like justified prose.
     A page that cannot be read is logged and skipped, never raised.
     """
     import pdfplumber
 
+    detectors = set(detectors)
     tables: list[Table] = []
     try:
         pdf = pdfplumber.open(io.BytesIO(pdf_bytes))
@@ -356,25 +444,49 @@ def extract_pdf_tables(
     with pdf:
         n = len(pdf.pages)
         wanted = sorted({p for p in (page_numbers or range(1, n + 1)) if 1 <= p <= n})
-        ruled: dict[int, list[Table]] = {}
+        words: dict[int, list[dict]] = {}
+        cands: dict[int, list[Candidate]] = {}
         for pno in wanted:
             page = pdf.pages[pno - 1]
             try:
-                ruled[pno] = _page_tables(page, LATTICE_SETTINGS, "pdf_ruling", text_flow=text_flow)
+                words[pno] = page.extract_words(keep_blank_chars=False, use_text_flow=text_flow)
+                cands[pno] = (_page_candidates(page, LATTICE_SETTINGS, "pdfplumber_lattice", words[pno],
+                                               text_flow=text_flow) if "pdfplumber_lattice" in detectors else [])
             except Exception as e:  # pdfminer can choke on odd content streams
                 log.warning("ruled-table extraction failed on page %d: %s", pno, e)
-                ruled[pno] = []
+                cands[pno] = []
             page.flush_cache()
+        # camelot's lattice finds its rules in the rendered page (rules drawn as images too); it is run
+        # only on the pages where pdfplumber found no ruled table (on the others it gives the same grids)
+        if "camelot_lattice" in detectors:
+            for t in _camelot_tables(pdf_bytes, [p for p in wanted if p in words and not cands[p]], "lattice"):
+                pno = int(t.page)
+                try:
+                    cands[pno] += _camelot_candidates(t, pdf.pages[pno - 1], words[pno], "camelot_lattice")
+                except Exception as e:
+                    log.warning("camelot lattice candidate failed on page %d: %s", pno, e)
+        ruled: dict[int, list[Table]] = {
+            pno: _to_tables(choose(cands[pno], words.get(pno)), "pdf_ruling") for pno in wanted}
         # A document that rules its tables does so everywhere: text alignment on its other
         # pages only finds prose and page furniture.  Fall back only for documents
         # without any ruled table.
         use_text = text_fallback and not any(ruled.values())
+        streams: dict[int, list] = {}
+        if use_text and "camelot_stream" in detectors:
+            for t in _camelot_tables(pdf_bytes, [p for p in wanted if p in words], "stream"):
+                streams.setdefault(int(t.page), []).append(t)
         for pno in wanted:
             found = ruled[pno]
             if not found and use_text:
                 page = pdf.pages[pno - 1]
                 try:
-                    found = _page_tables(page, TEXT_SETTINGS, "pdf_text_alignment", text_mode=True, text_flow=text_flow)
+                    page_cands = []
+                    if "pdfplumber_stream" in detectors:
+                        page_cands += _page_candidates(page, TEXT_SETTINGS, "pdfplumber_stream", words[pno],
+                                                  text_mode=True, text_flow=text_flow)
+                    page_cands += [c for t in streams.get(pno, [])
+                                   for c in _camelot_candidates(t, page, words[pno], "camelot_stream")]
+                    found = _to_tables(choose(page_cands, words[pno]), "pdf_text_alignment")
                 except Exception as e:
                     log.warning("text-aligned table extraction failed on page %d: %s", pno, e)
                     found = []
