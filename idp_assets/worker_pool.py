@@ -111,6 +111,21 @@ def _run_document(inp: InputFile, doc_id: str, t0: float):
         release_memory()
 
 
+def _materialize(doc_id: str, tags: dict[str, str]) -> tuple[bool, str]:
+    """In a worker: one run of every document asset for a registered partition (a sensor's run request,
+    `idp bench pipeline --mode processes`); (success, run id)."""
+    from idp_assets.runner import materialize_document, release_memory
+
+    runner = _STATE["runner"]
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = materialize_document(runner.assets, runner.resources, runner.instance, doc_id, tags)
+        return result.success, result.run_id
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        release_memory()
+
+
 class DocumentProcessPool:
     """N worker processes running documents of one batch (see the module docstring)."""
 
@@ -147,6 +162,16 @@ class DocumentProcessPool:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = self._new_executor()
             return self.executor.submit(_run_document, inp, doc_id, t0)
+
+    def submit_run(self, doc_id: str, tags: dict[str, str]) -> Future:
+        """A run of every document asset for a registered partition; the future gives (success, run id)."""
+        return self.executor.submit(_materialize, doc_id, tags)
+
+    def __enter__(self) -> DocumentProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _pids(self) -> list[int]:
         return [p.pid for p in (getattr(self.executor, "_processes", None) or {}).values() if p.pid]

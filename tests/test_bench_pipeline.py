@@ -101,6 +101,24 @@ def test_bench_pipeline_batched(samples, bench_env, tmp_path):
     assert "batched" in res.output and "pages/s" in res.output
 
 
+def test_bench_pipeline_processes(samples, bench_env, tmp_path):
+    """Runs in two worker processes (what `idp process --workers 2` does), recorded in the bench's instance."""
+    pdf, png = samples
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(main, ["bench", "pipeline", "--files", str(pdf), "--files", str(png), "--docs", "3",
+                                    "--mode", "processes", "--workers", "2", "--no-raw", "--out", str(out)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    m = json.loads(out.read_text())["modes"]["processes"]
+    assert m["executor"].startswith("in_process, one worker process")
+    assert m["runs"] == m["succeeded"] == m["documents"] == 3 and m["pages"] == 3 and m["sensor"]["run_requests"] == 3
+    assert set(m["stages"]) == STAGES and all(s["runs"] == 3 for s in m["stages"].values())
+    assert m["step_processes"] == 3  # each run's steps in one process (a worker's), no process per step
+    # the runs overlap on two workers: their summed capacity (wall x 2) holds every step
+    assert 0 < m["step_seconds"] <= 2 * m["seconds"]
+    assert m["memory"]["tree_peak_rss_mb"] > 200  # the worker processes are counted
+
+
 @pytest.mark.slow
 def test_bench_pipeline_per_run_multiprocess(samples, bench_env, tmp_path):
     """One run with the multiprocess executor: every asset step in its own process."""

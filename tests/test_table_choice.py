@@ -133,3 +133,14 @@ def test_icdar_tables_without_ruling_lines(corpus):
     mean = sum(f1s.values()) / len(f1s)
     print("unruled tables mean F1", round(mean, 3), {k: round(v, 3) for k, v in f1s.items()})
     assert mean >= 0.45, f1s
+
+
+def test_camelot_lattice_when_asked_for_reads_the_ruled_grid():
+    """Not in the default set (it renders each page; on vector rules it finds pdfplumber's grid), but
+    a caller that asks for it alone gets the same grid."""
+    from idp_assets.logic.tables import DEFAULT_DETECTORS
+
+    assert "camelot_lattice" not in DEFAULT_DETECTORS
+    tables = extract_pdf_tables(_pdf(ruled=True), detectors=("camelot_lattice",))
+    assert [t.source for t in tables] == ["pdf_ruling"]
+    assert tables[0].rows == GRID

@@ -297,6 +297,17 @@ def execute_mode(mode: str, instance, requests: list, resources: dict, workers: 
     from dagster import execute_job, reconstructable
 
     figures: dict[str, dict] = {}
+    if mode == "processes":  # what `idp process --workers N` does: N worker processes, models loaded once each
+        from idp_assets.worker_pool import DocumentProcessPool
+
+        t0 = time.perf_counter()
+        with TreeRss() as rss, DocumentProcessPool(workers, resources, instance) as pool:
+            futures = {req.partition_key: pool.submit_run(req.partition_key, {**req.tags, "idp/bench": mode})
+                       for req in requests}
+            for key, fut in futures.items():
+                success, run_id = fut.result()
+                figures[key] = {"success": success, **run_figures(instance, run_id)}
+        return _mode_report(mode, figures, time.perf_counter() - t0, workers, rss), figures
     if mode == "per_run":
         job = reconstructable(multiprocess_job)
 
@@ -321,12 +332,17 @@ def execute_mode(mode: str, instance, requests: list, resources: dict, workers: 
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-run") as pool:
                 list(pool.map(one, requests))
     wall = time.perf_counter() - t0
+    return _mode_report(mode, figures, wall, workers, rss), figures
+
+
+def _mode_report(mode: str, figures: dict[str, dict], wall: float, workers: int, rss) -> dict:
     runs = list(figures.values())
     ok = [r for r in runs if r["success"]]
     pages = sum(r["pages"] or 0 for r in ok)
     step_total = sum(sum(r["steps"].values()) for r in runs)
     report = {
-        "executor": "multiprocess" if mode == "per_run" else "in_process",
+        "executor": {"per_run": "multiprocess", "processes": "in_process, one worker process per concurrent run"}.get(
+            mode, "in_process"),
         "concurrent_runs": workers,
         "runs": len(runs),
         "succeeded": len(ok),
@@ -349,7 +365,7 @@ def execute_mode(mode: str, instance, requests: list, resources: dict, workers: 
         "stages": _stage_table(runs),
         "memory": {"tree_peak_rss_mb": round(rss.peak_mb, 1)},
     }
-    return report, figures
+    return report
 
 
 def raw_engine_timing(router, docs: list, routes: dict[str, dict[str, str]], workers: int = 1,
@@ -492,10 +508,12 @@ def run_bench_pipeline(files: Sequence[Path], docs: int, modes: Sequence[str], w
               type=click.Path(file_okay=False, path_type=Path), help="PDF/PNG/JPEG files directly in this folder")
 @click.option("--files", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="explicit input files (repeatable; overrides --source-dir)")
-@click.option("--mode", type=click.Choice(["per-run", "batched", "both"]), default="both", show_default=True)
+@click.option("--mode", type=click.Choice(["per-run", "batched", "processes", "both"]), default="both", show_default=True,
+              help="per-run: multiprocess executor; batched: runs in threads of this process; processes: runs in "
+                   "worker processes with models loaded once each (what `idp process --workers N` does)")
 @click.option("--no-raw", is_flag=True, help="skip the raw engine timing on the same pages")
 @click.option("--workers", default=1, show_default=True, type=int,
-              help="runs executed at once (threads; like the run queue's max_concurrent_runs)")
+              help="runs executed at once (threads or worker processes; like the run queue's max_concurrent_runs)")
 @click.option("--work-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="keep the instance/data here (default: a temp folder, removed afterwards)")
 @click.option("--out", "out", default="bench_pipeline.json", show_default=True, type=click.Path(dir_okay=False))
@@ -505,7 +523,8 @@ def bench_pipeline(docs: int, source_dir: Path, files: tuple[str, ...], mode: st
     if docs < 1:
         raise click.UsageError("--docs must be at least 1")
     inputs = source_files(source_dir if not files else None, files)
-    modes = {"per-run": ["per_run"], "batched": ["batched"], "both": ["per_run", "batched"]}[mode]
+    modes = {"per-run": ["per_run"], "batched": ["batched"], "processes": ["processes"],
+             "both": ["per_run", "batched"]}[mode]
     tmp = None
     if work_dir is None:
         tmp = tempfile.mkdtemp(prefix="idp-bench-pipeline-")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from idp_assets.models import OcrPages, Table
 
-from .tables import DETECTORS, extract_pdf_tables
+from .tables import DEFAULT_DETECTORS, extract_pdf_tables
 
 MIN_RULE_SHARE = 0.04  # a ruling line spans at least this share of the page width / height
 MAX_RULE_PX = 6  # thicker dark runs are blocks or pictures, not rules (pixels at 200-300 dpi)
@@ -162,6 +162,6 @@ def scanned_page_tables(ocr: OcrPages, page_image=None) -> list[Table]:
     # the ruling lines are drawn as vector lines: camelot's lattice (rules found in a rendering) would
     # only render the page to find the same grid as pdfplumber's
     found = extract_pdf_tables(searchable_pdf(pages), text_flow=True,
-                               detectors=[d for d in DETECTORS if d != "camelot_lattice"])
+                               detectors=[d for d in DEFAULT_DETECTORS if d != "camelot_lattice"])
     return [t.model_copy(update={"page": scanned[t.page - 1].number, "source": t.source.replace("pdf_", "ocr_", 1)})
             for t in found]
