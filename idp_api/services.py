@@ -58,7 +58,7 @@ class Services:
 def open_services(config: ApiConfig, env: Mapping[str, str] | None = None,
                   instance: DagsterInstance | None = None) -> Services:
     from idp_assets.audit import instance_for
-    from idp_assets.runner import DocumentRunner, default_env
+    from idp_assets.runner import DocumentRunner, default_env, default_worker_kind
     from idp_assets.settings import build_resources
 
     default_env()
@@ -91,6 +91,12 @@ def open_services(config: ApiConfig, env: Mapping[str, str] | None = None,
             log.warning("graph store not reachable at start-up: %s", type(exc).__name__)
     if config.workers:
         runner = DocumentRunner(resources, instance)
-        svc.workers = Workers(svc.queue, runner, config.workers, on_finished=svc.catalog.refresh)
+        pool = None
+        if config.workers > 1 and default_worker_kind() == "process":
+            from idp_assets.worker_pool import DocumentProcessPool
+
+            # the workers write vectors through the search's own store (one Chroma client in this process)
+            pool = DocumentProcessPool(config.workers, {**resources, "vector_store": svc.vector_store}, instance)
+        svc.workers = Workers(svc.queue, runner, config.workers, on_finished=svc.catalog.refresh, pool=pool)
         svc.workers.start()
     return svc

@@ -1,10 +1,13 @@
 """Background workers of the API process: take queued documents and materialize every stage.
 
-Each worker thread runs the same Dagster `materialize` of all document assets for one partition
-that `idp process` runs (`DocumentRunner`'s assets and resources), on the shared DagsterInstance of
+Each worker runs the same Dagster `materialize` of all document assets for one partition that
+`idp process` runs (`DocumentRunner`'s assets and resources), on the shared DagsterInstance of
 `DAGSTER_HOME`, tagged ``idp/runner: api``: the runs appear in the Dagster UI and the status endpoint
-reads them back from the instance.  Models stay loaded between documents (and the embedder is the one
-the search endpoint uses).  At most `IDP_API_WORKERS` documents run at once.
+reads them back from the instance.  With `IDP_API_WORKERS` > 1 the runs execute in as many worker
+processes (`IDP_PROCESS_WORKER_KIND`, default ``process``; models loaded once per worker, the API
+process keeps the only Chroma client and serves it to them); with one, or with ``thread``, in threads
+of the API process (models shared with the search endpoint).  At most `IDP_API_WORKERS` documents
+run at once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
 from dagster import DagsterInstance, RunsFilter
 from dagster._core.storage.dagster_run import DagsterRunStatus
@@ -46,12 +50,16 @@ def close_orphaned_runs(instance: DagsterInstance, jobs: list[Job]) -> int:
 
 
 class Workers:
+    """`threads` dispatch threads take queued jobs; each runs its document in this process or, with a
+    `pool` (`idp_assets.worker_pool.DocumentProcessPool` of as many processes), in a worker process."""
+
     def __init__(self, queue: JobQueue, runner: DocumentRunner, threads: int,
-                 on_finished: Callable[[str], None] | None = None):
+                 on_finished: Callable[[str], None] | None = None, pool=None):
         self.queue = queue
         self.runner = runner
         self.threads = threads
         self.on_finished = on_finished
+        self.pool = pool
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.busy: dict[str, str] = {}  # thread name -> document id
@@ -73,6 +81,8 @@ class Workers:
             self.queue.wakeup.notify_all()
         for t in self._threads:
             t.join(timeout)
+        if self.pool is not None:
+            self.pool.close(wait=False)
 
     def _loop(self) -> None:
         name = threading.current_thread().name
@@ -93,11 +103,17 @@ class Workers:
         ok = False
         try:
             ensure_partition(self.runner.instance, doc_id)  # a job queued just before a crash may lack it
-            result = materialize_document(self.runner.assets, self.runner.resources, self.runner.instance, doc_id,
-                                          run_tags(job))
-            run_id, ok = result.run_id, result.success
-            if not ok:
-                reason = failure_reason(result)[0]
+            if self.pool is not None:
+                ok, run_id, reason = self.pool.submit_run(doc_id, run_tags(job)).result()
+            else:
+                result = materialize_document(self.runner.assets, self.runner.resources, self.runner.instance,
+                                              doc_id, run_tags(job))
+                run_id, ok = result.run_id, result.success
+                if not ok:
+                    reason = failure_reason(result)[0]
+        except BrokenProcessPool:
+            reason = "worker_lost"
+            log.error("document %s: the worker process running it ended", doc_id)
         except Exception as exc:  # noqa: BLE001 - one document never stops the worker
             reason = "run_error"
             log.exception("document %s: the run could not be executed: %s", doc_id, type(exc).__name__)

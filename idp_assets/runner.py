@@ -187,6 +187,19 @@ class DocumentRunner:
                 quarantine_uri = None
         return self.failed_run(inp, doc_id, reason, message, t0, quarantine_uri)
 
+    def close_abandoned_runs(self, doc_id: str, why: str) -> int:
+        """Runs of this command for the document left started by a process that died: marked failed
+        (otherwise they stay STARTED in the instance and the UI for ever)."""
+        from dagster import DagsterRunStatus, RunsFilter
+
+        n = 0
+        unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+        for run in self.instance.get_runs(RunsFilter(tags={"dagster/partition": doc_id, "idp/runner": "idp process"},
+                                                     statuses=unfinished)):
+            self.instance.report_run_failed(run, why)
+            n += 1
+        return n
+
     def failed_run(self, inp: InputFile, doc_id: str | None, reason: str, message: str, t0: float,
                    quarantine_uri: str | None = None) -> Outcome:
         """The record of a registered document whose run failed (or never finished)."""
@@ -504,8 +517,11 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
         except Exception as exc:  # noqa: BLE001 - a worker process died (BrokenProcessPool): this input only
             if procs is None:
                 raise
-            p.outcome = runner.failed_run(p.inp, running.get(p.i, {}).get("document_id"), "worker_lost",
+            doc_id = running.get(p.i, {}).get("document_id")
+            p.outcome = runner.failed_run(p.inp, doc_id, "worker_lost",
                                           f"the worker process running this document ended: {exc!r}", p.t0)
+            if doc_id:
+                runner.close_abandoned_runs(doc_id, "the worker process running this document ended")
         if procs is not None:
             p.outcome = stopped_while_running(p.outcome)
         inflight.pop(p.outcome.document_id or "", None)

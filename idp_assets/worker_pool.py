@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -111,16 +112,17 @@ def _run_document(inp: InputFile, doc_id: str, t0: float):
         release_memory()
 
 
-def _materialize(doc_id: str, tags: dict[str, str]) -> tuple[bool, str]:
-    """In a worker: one run of every document asset for a registered partition (a sensor's run request,
-    `idp bench pipeline --mode processes`); (success, run id)."""
+def _materialize(doc_id: str, tags: dict[str, str]) -> tuple[bool, str, str | None]:
+    """In a worker: one run of every document asset for a registered partition (the API's queue, a
+    sensor's run request in `idp bench pipeline --mode processes`); (success, run id, failure reason)."""
+    from idp_assets.common import failure_reason
     from idp_assets.runner import materialize_document, release_memory
 
     runner = _STATE["runner"]
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = materialize_document(runner.assets, runner.resources, runner.instance, doc_id, tags)
-        return result.success, result.run_id
+        return result.success, result.run_id, None if result.success else failure_reason(result)[0]
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         release_memory()
@@ -146,6 +148,7 @@ class DocumentProcessPool:
             raise TypeError(f"the batch's resources cannot be sent to worker processes ({exc}); "
                             "use IDP_PROCESS_WORKER_KIND=thread") from exc
         self._instance_ref = instance.get_ref()
+        self._lock = threading.Lock()  # submitted from several threads (the API's dispatch threads)
         self.executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -155,17 +158,23 @@ class DocumentProcessPool:
             initializer=_init_worker,
             initargs=(self._resources_blob, self._instance_ref, relay, worker_threads(self.workers), os.getpid()))
 
+    def _submit(self, fn, *args) -> Future:
+        with self._lock:
+            try:
+                return self.executor.submit(fn, *args)
+            except BrokenProcessPool:  # a worker died (its documents are recorded as worker_lost): new workers
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                self.executor = self._new_executor()
+                return self.executor.submit(fn, *args)
+
     def submit(self, inp: InputFile, doc_id: str, t0: float) -> Future:
-        try:
-            return self.executor.submit(_run_document, inp, doc_id, t0)
-        except BrokenProcessPool:  # a worker died (its documents are recorded as worker_lost): new workers
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = self._new_executor()
-            return self.executor.submit(_run_document, inp, doc_id, t0)
+        """`DocumentRunner.run` of a registered document in a worker; the future gives its Outcome."""
+        return self._submit(_run_document, inp, doc_id, t0)
 
     def submit_run(self, doc_id: str, tags: dict[str, str]) -> Future:
-        """A run of every document asset for a registered partition; the future gives (success, run id)."""
-        return self.executor.submit(_materialize, doc_id, tags)
+        """A run of every document asset for a registered partition; the future gives
+        (success, run id, failure reason or None)."""
+        return self._submit(_materialize, doc_id, tags)
 
     def __enter__(self) -> DocumentProcessPool:
         return self

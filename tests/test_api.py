@@ -293,7 +293,7 @@ def test_health_reports_engines_stores_and_queues(processed):
                                 "dagster_instance", "api_db"}
     assert h["queues"]["api"]["done"] >= 1 and h["queues"]["api"]["failed"] >= 1
     assert {"pool:cpu", "pool:gpu", "dagster_runs"} <= set(h["queues"])
-    assert list(h["workers"]) == ["idp-api-worker-0"]
+    assert list(h["workers"]) == ["idp-api-worker-0", "idp-api-worker-1"]
 
 
 def test_metrics_prometheus(processed):

@@ -105,3 +105,63 @@ def test_two_workers_give_the_records_of_one_worker(tmp_path, monkeypatch, graph
     again = [json.loads(line) for line in (out2 / "index.jsonl").read_text().splitlines()]
     assert [r for r in again if r["status"] == "ok"] == [r for r in two if r["status"] == "ok"]  # the very records
     assert again[3]["reason"] == "not_found"  # tried again: a missing path is no finished document
+
+
+def test_a_killed_worker_fails_only_its_documents_and_a_rerun_does_them(tmp_path, graph_env, corpus):
+    """SIGKILL to a worker process mid-batch (as the OOM killer would): the batch goes on with new
+    workers, every input keeps one record, the documents that were running are `worker_lost`, and the
+    same command again processes exactly those."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):  # scans: each long enough to be in flight when the worker is killed
+        data = (corpus / "receipts" / "receipt-sroie-002.jpg").read_bytes()
+        (folder / f"scan-{i}.jpg").write_bytes(data + f"copy {i}".encode())
+    shutil.copy(corpus / "invoices_pdf" / "invoice-i2d-oyo.pdf", folder / "born-digital.pdf")
+    out = tmp_path / "out"
+    env = {**os.environ, "IDP_DATA_DIR": str(tmp_path / "data"), "IDP_EXPORT_DIR": str(tmp_path / "exports"),
+           "IDP_PROCESS_WORKER_KIND": "process"}
+    cmd = [sys.executable, "-m", "idp_assets.cli", "process", str(folder), "--out", str(out), "--workers", "2"]
+    log = tmp_path / "first.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 600
+    killed = None
+    while killed is None:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        index = out / "index.jsonl"
+        # a worker that has started a document run (its Dagster run writes to the instance)
+        if workers and index.exists() and index.read_text().count("\n") >= 1:
+            killed = workers[0].pid
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.2)
+    assert proc.wait(600) == 0, log.read_text(errors="replace")[-3000:]
+    first = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert sorted(r["source"] for r in first) == sorted(str(p) for p in folder.iterdir())  # nothing lost
+    lost = [r for r in first if r["reason"] == "worker_lost"]
+    assert lost and all(r["status"] == "failed" and "worker process" in r["error"] for r in lost), first
+    assert all(r["status"] == "ok" for r in first if r["reason"] != "worker_lost"), first
+    # the killed worker's run is closed as failed, not left STARTED in the instance
+    from dagster import DagsterRunStatus
+
+    instance = DagsterInstance.local_temp(str((tmp_path / "data" / "dagster_home").resolve()))
+    runs = instance.get_runs(RunsFilter(tags={"idp/runner": "idp process"}))
+    assert not [r for r in runs if r.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING)]
+    # (a lost document whose run had not started yet has no run to close)
+    assert {r.tags["dagster/partition"] for r in runs if r.status == DagsterRunStatus.FAILURE} <= \
+        {r["document_id"] for r in lost}
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    final = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" for r in final), final
+    assert f"5 inputs: 5 processed ({5 - len(lost)} already before)" in again.stderr

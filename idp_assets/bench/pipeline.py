@@ -305,7 +305,7 @@ def execute_mode(mode: str, instance, requests: list, resources: dict, workers: 
             futures = {req.partition_key: pool.submit_run(req.partition_key, {**req.tags, "idp/bench": mode})
                        for req in requests}
             for key, fut in futures.items():
-                success, run_id = fut.result()
+                success, run_id, _reason = fut.result()
                 figures[key] = {"success": success, **run_figures(instance, run_id)}
         return _mode_report(mode, figures, time.perf_counter() - t0, workers, rss), figures
     if mode == "per_run":
