@@ -77,7 +77,7 @@ def _init_worker(blob: bytes, instance_ref, relay: tuple[str, bytes] | None, thr
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch / numpy's BLAS when first imported
     from idp_assets.audit import relax_sqlite_sync
-    from idp_assets.runner import DocumentRunner, default_env
+    from idp_assets.document_run import DocumentRunner, default_env
 
     default_env()
     relax_sqlite_sync()
@@ -92,7 +92,7 @@ def _init_worker(blob: bytes, instance_ref, relay: tuple[str, bytes] | None, thr
 
 def _run_document(inp: InputFile, doc_id: str, t0: float):
     """In a worker: one document's run (the same as `DocumentRunner.run` in the batch process)."""
-    from idp_assets.runner import release_memory
+    from idp_assets.document_run import release_memory
 
     if "torch" in __import__("sys").modules:
         import torch
@@ -116,7 +116,7 @@ def _materialize(doc_id: str, tags: dict[str, str]) -> tuple[bool, str, str | No
     """In a worker: one run of every document asset for a registered partition (the API's queue, a
     sensor's run request in `idp bench pipeline --mode processes`); (success, run id, failure reason)."""
     from idp_assets.common import failure_reason
-    from idp_assets.runner import materialize_document, release_memory
+    from idp_assets.document_run import materialize_document, release_memory
 
     runner = _STATE["runner"]
     signal.signal(signal.SIGINT, signal.default_int_handler)
