@@ -152,23 +152,15 @@ class RelayedVectorStore(VectorStore):
     def keywords(self):
         return None  # the owner keeps the keyword index
 
-    def replace_document_chunks(self, *args, **kwargs) -> int:
-        return self._call("replace_document_chunks", *args, **kwargs)
 
-    def add_many(self, *args, **kwargs) -> int:
-        return self._call("add_many", *args, **kwargs)
+def _forwarder(name: str):
+    def method(self, *args, **kwargs):
+        return self._call(name, *args, **kwargs)
 
-    def delete_document(self, *args, **kwargs) -> None:
-        return self._call("delete_document", *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"`VectorStore.{name}`, run by the store's owner."
+    return method
 
-    def query(self, *args, **kwargs) -> dict:
-        return self._call("query", *args, **kwargs)
 
-    def find_text(self, *args, **kwargs) -> dict:
-        return self._call("find_text", *args, **kwargs)
-
-    def find_words(self, *args, **kwargs) -> dict:
-        return self._call("find_words", *args, **kwargs)
-
-    def count(self, *args, **kwargs) -> int:
-        return self._call("count", *args, **kwargs)
+for _name in RELAYED_METHODS:  # every relayed method forwards its arguments unchanged
+    setattr(RelayedVectorStore, _name, _forwarder(_name))

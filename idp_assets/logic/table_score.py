@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["WEIGHTS", "Candidate", "StructureScore", "choose", "overlap", "structure_score"]
+__all__ = ["WEIGHTS", "Candidate", "StructureScore", "choose", "overlap", "prose_share", "structure_score"]
 
 WEIGHTS: dict[str, float] = {
     "fill": 1.0,
@@ -99,7 +99,9 @@ def _merged_share(rows: list[list[str]]) -> float:
     return merged / len(cells) if cells else 0.0
 
 
-def _prose_share(rows: list[list[str]]) -> float:
+def prose_share(rows: list[list[str]]) -> float:
+    """Share of neighbouring filled cells where a boundary splits running text (the left cell ends in a
+    letter or digit, the right one starts with a lower-case letter)."""
     pairs = split = 0
     for r in rows:
         filled = [c for c in r if c]
@@ -131,7 +133,7 @@ def structure_score(
     multi = sum(1 for r in rows if sum(1 for c in r if c) >= 2) / n
     types = _type_consistency(rows)
     coverage = min(1.0, len(tokens) / region_words) if region_words else 1.0
-    prose = _prose_share(rows)
+    prose = prose_share(rows)
     merged = _merged_share(rows)
     cut = (sum(1 for t in tokens if t not in page_words) / len(tokens)) if page_words is not None and tokens else 0.0
     parts = {"fill": fill, "multi": multi, "types": types, "coverage": coverage, "prose": prose, "merged": merged,

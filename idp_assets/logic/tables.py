@@ -19,7 +19,7 @@ from decimal import Decimal
 from idp_assets.models import LineItem, NormalizedCell, Table
 
 from .einvoice import line_items_rows
-from .table_score import Candidate, choose
+from .table_score import Candidate, choose, prose_share
 from .field_rules.labels import line_column
 from .numbers import detect_currency, find_dates, parse_amount
 
@@ -124,14 +124,7 @@ def _tabular_blocks(rows: list[list[str]], min_rows: int = 3) -> list[tuple[int,
 def _prose_like(rows: list[list[str]]) -> bool:
     """Justified running text cut into 'columns': many cell boundaries split a word
     (left cell ends in a letter/digit, right cell starts with a lower-case letter)."""
-    pairs = split = 0
-    for r in rows:
-        filled = [c for c in r if c]
-        for a, b in zip(filled, filled[1:]):
-            pairs += 1
-            if a[-1].isalnum() and b[0].islower():
-                split += 1
-    return pairs > 0 and split / pairs > 0.25
+    return prose_share(rows) > 0.25
 
 
 def _is_rule(obj: dict) -> bool:
