@@ -113,6 +113,7 @@ class Workers:
                     reason = failure_reason(result)[0]
         except BrokenProcessPool:
             reason = "worker_lost"
+            self.pool.recover()
             log.error("document %s: the worker process running it ended", doc_id)
         except Exception as exc:  # noqa: BLE001 - one document never stops the worker
             reason = "run_error"

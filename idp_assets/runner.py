@@ -360,6 +360,7 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
         except Exception as exc:  # noqa: BLE001 - a worker process died (BrokenProcessPool): this input only
             if procs is None:
                 raise
+            procs.recover()  # the broken pool's survivors are killed, new workers take the next documents
             doc_id = running.get(p.i, {}).get("document_id")
             p.outcome = runner.failed_run(p.inp, doc_id, "worker_lost",
                                           f"the worker process running this document ended: {exc!r}", p.t0)

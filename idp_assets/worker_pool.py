@@ -134,6 +134,7 @@ class DocumentProcessPool:
     def __init__(self, workers: int, resources: dict, instance: DagsterInstance):
         self.workers = workers
         self._relay = None
+        self._workers: set[int] = set()  # pids of the current pool's workers
         resources = dict(resources)
         store = resources.get("vector_store")
         if store is not None and getattr(store, "mode", None) == "persistent":
@@ -148,7 +149,7 @@ class DocumentProcessPool:
             raise TypeError(f"the batch's resources cannot be sent to worker processes ({exc}); "
                             "use IDP_PROCESS_WORKER_KIND=thread") from exc
         self._instance_ref = instance.get_ref()
-        self._lock = threading.Lock()  # submitted from several threads (the API's dispatch threads)
+        self._lock = threading.RLock()  # submitted from several threads (the API's dispatch threads)
         self.executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -160,12 +161,30 @@ class DocumentProcessPool:
 
     def _submit(self, fn, *args) -> Future:
         with self._lock:
+            self._replace_if_broken()
             try:
-                return self.executor.submit(fn, *args)
-            except BrokenProcessPool:  # a worker died (its documents are recorded as worker_lost): new workers
-                self.executor.shutdown(wait=False, cancel_futures=True)
-                self.executor = self._new_executor()
-                return self.executor.submit(fn, *args)
+                fut = self.executor.submit(fn, *args)
+            except BrokenProcessPool:  # broke since the check: its documents are recorded as worker_lost
+                self._replace_if_broken(force=True)
+                fut = self.executor.submit(fn, *args)
+            self._workers.update(self._live_pids())  # spawned by submit: known for kill() and recovery
+            return fut
+
+    def recover(self) -> None:
+        """After a worker died (a future raised BrokenProcessPool): end the broken pool, start a new one."""
+        with self._lock:
+            self._replace_if_broken()
+
+    def _replace_if_broken(self, force: bool = False) -> None:
+        if not (force or getattr(self.executor, "_broken", False)):
+            return
+        # the survivors of a broken pool are terminated with SIGTERM and joined by the pool's manager
+        # thread; inside a run Dagster turns SIGTERM into an interrupt and the worker lives on, so that
+        # join (and the interpreter's exit, which joins the manager) would wait for ever: SIGKILL them
+        self.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._workers = set()
+        self.executor = self._new_executor()
 
     def submit(self, inp: InputFile, doc_id: str, t0: float) -> Future:
         """`DocumentRunner.run` of a registered document in a worker; the future gives its Outcome."""
@@ -182,8 +201,11 @@ class DocumentProcessPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _live_pids(self) -> set[int]:
+        return {p.pid for p in (getattr(self.executor, "_processes", None) or {}).values() if p.pid}
+
     def _pids(self) -> list[int]:
-        return [p.pid for p in (getattr(self.executor, "_processes", None) or {}).values() if p.pid]
+        return sorted(self._workers | self._live_pids())
 
     def interrupt(self) -> None:
         """Stop the workers' current runs (SIGINT: Dagster interrupts the step, the run fails as
@@ -207,8 +229,8 @@ class DocumentProcessPool:
     def close(self, wait: bool = True) -> None:
         executor = getattr(self, "executor", None)
         if executor is not None:
-            if not wait:
-                self.kill()
+            if not wait or getattr(executor, "_broken", False):
+                self.kill()  # (a broken pool's survivors would be joined for ever, see _replace_if_broken)
             executor.shutdown(wait=wait, cancel_futures=True)
         if self._relay is not None:
             self._relay.close()
