@@ -97,7 +97,9 @@ def test_bench_pipeline_batched(samples, bench_env, tmp_path):
     r = report["ratios"]["batched"]
     assert 0 < r["pipeline_vs_raw_engines"] < 1 and r["ocr_stage_vs_raw_engines"] > 0
     assert r["pipeline_vs_raw_engines"] == pytest.approx(m["pages_per_s"] / raw["pages_per_s"], rel=1e-2)
-    assert report["memory"]["self_peak_rss_mb"] >= m["memory"]["tree_peak_rss_mb"] * 0.5
+    # the tree is this test process's: it also holds the session's other servers (the API service and its
+    # worker processes when test_api ran first), so its size says nothing about the bench's own peak
+    assert report["memory"]["self_peak_rss_mb"] > 200 and m["memory"]["tree_peak_rss_mb"] > 200
     assert "batched" in res.output and "pages/s" in res.output
 
 
