@@ -97,6 +97,23 @@ def teach(
     initial = copy.deepcopy(model.state_dict())
     history = []
     loss = float("nan")
+    # one intra-op thread while teaching: with two threads on a busy 2-core machine the same seeded
+    # training turned NaN after 2-14 steps (seen on 2026-12-07 at f9871d6 and after; 15/15 with one)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _teach_steps(model, ids, mask, labels, extra, initial, history, steps, lr, frozen, target_loss,
+                            tries)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _teach_steps(model, ids, mask, labels, extra, initial, history, steps, lr, frozen, target_loss, tries) -> float:
+    import math
+
+    import torch
+
+    loss = float("nan")
     for attempt in range(tries):
         if attempt:
             model.load_state_dict(initial)
