@@ -22,8 +22,7 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from idp_api.intake import ensure_partition
 from idp_api.jobs import Job, JobQueue
-from idp_assets.common import failure_reason
-from idp_assets.runner import DocumentRunner, materialize_document, release_memory
+from idp_assets.document_run import DocumentRunner, release_memory, run_document_assets
 
 log = logging.getLogger("idp_api.worker")
 
@@ -106,11 +105,7 @@ class Workers:
             if self.pool is not None:
                 ok, run_id, reason = self.pool.submit_run(doc_id, run_tags(job)).result()
             else:
-                result = materialize_document(self.runner.assets, self.runner.resources, self.runner.instance,
-                                              doc_id, run_tags(job))
-                run_id, ok = result.run_id, result.success
-                if not ok:
-                    reason = failure_reason(result)[0]
+                ok, run_id, reason = run_document_assets(self.runner, doc_id, run_tags(job))
         except BrokenProcessPool:
             reason = "worker_lost"
             self.pool.recover()

@@ -92,6 +92,13 @@ def materialize_document(assets, resources: dict, instance: DagsterInstance, doc
                        raise_on_error=False, tags=tags)
 
 
+def run_document_assets(runner, doc_id: str, tags: dict[str, str]) -> tuple[bool, str, str | None]:
+    """`materialize_document` with `runner`'s assets, resources and instance: (success, run id, failure
+    reason or None) - what the API's workers and worker processes report for a queued partition."""
+    result = materialize_document(runner.assets, runner.resources, runner.instance, doc_id, tags)
+    return result.success, result.run_id, None if result.success else failure_reason(result)[0]
+
+
 class DocumentRunner:
     def __init__(self, resources: dict, instance: DagsterInstance | None = None):
         from idp_assets.definitions import ALL_ASSETS

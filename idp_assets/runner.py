@@ -27,20 +27,19 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster import DagsterInstance
 
-# the single-document part, re-exported: callers import it from here as before
+# the single-document part (DocumentRunner and default_env also imported from here by their callers)
 from idp_assets.document_run import (  # noqa: F401
-    GC_GROWTH_BYTES,
     DocumentRunner,
     Outcome,
     _uri,
     default_env,
-    materialize_document,
     max_input_bytes,
     release_memory,
 )
@@ -271,7 +270,6 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             from idp_assets.worker_pool import DocumentProcessPool
 
             procs = DocumentProcessPool(workers, resources, runner.instance)
-            pool = procs.executor
         else:
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-doc")
 
@@ -357,9 +355,7 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
             p.outcome = (outcome or p.future.result)()
         except OSError as exc:
             p.outcome = runner.refused(p.inp, "unreadable", str(exc))
-        except Exception as exc:  # noqa: BLE001 - a worker process died (BrokenProcessPool): this input only
-            if procs is None:
-                raise
+        except BrokenProcessPool as exc:  # a worker process died: this input only
             procs.recover()  # the broken pool's survivors are killed, new workers take the next documents
             doc_id = running.get(p.i, {}).get("document_id")
             p.outcome = runner.failed_run(p.inp, doc_id, "worker_lost",
@@ -436,7 +432,7 @@ def process_paths(paths: list[str], out_dir: Path, resources: dict, instance: Da
                 del data
                 p.name = output_name(Path(inp.path), doc_id, taken)
                 running[i] = {"source": inp.display, "document_id": doc_id, "output": None}
-                if pool is None:  # in this (main) thread: Dagster's own interrupt handling applies
+                if pool is None and procs is None:  # in this (main) thread: Dagster's interrupt handling applies
                     collect(p, lambda: run_one(p, doc_id))
                 else:
                     p.future = submit(p, doc_id)

@@ -27,9 +27,11 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from dagster import DagsterInstance
 
@@ -90,42 +92,40 @@ def _init_worker(blob: bytes, instance_ref, relay: tuple[str, bytes] | None, thr
     _STATE["threads"] = threads
 
 
-def _run_document(inp: InputFile, doc_id: str, t0: float):
-    """In a worker: one document's run (the same as `DocumentRunner.run` in the batch process)."""
+@contextmanager
+def _document_scope():
+    """Around one document in a worker: torch's threads as split for this worker, SIGINT armed (a stop
+    asked while the document runs reaches the run, where Dagster's own interrupt capture handles it;
+    between documents it stays ignored), and freed memory given back afterwards."""
     from idp_assets.document_run import release_memory
 
-    if "torch" in __import__("sys").modules:
-        import torch
-
-        if torch.get_num_threads() != _STATE["threads"]:
-            torch.set_num_threads(_STATE["threads"])
-    # a stop asked while this document ran reaches the run as SIGINT, handled by Dagster's own
-    # interrupt capture inside it; between documents SIGINT stays ignored
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != _STATE["threads"]:
+        torch.set_num_threads(_STATE["threads"])
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _STATE["runner"].run(inp, doc_id, t0)
-    except KeyboardInterrupt:  # the stop arrived before the run captured it
-        return _STATE["runner"].failed_run(inp, doc_id, "interrupted",
-                                           "the batch was stopped while this document ran", t0)
+        yield _STATE["runner"]
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         release_memory()
+
+
+def _run_document(inp: InputFile, doc_id: str, t0: float):
+    """In a worker: one document's run (the same as `DocumentRunner.run` in the batch process)."""
+    with _document_scope() as runner:
+        try:
+            return runner.run(inp, doc_id, t0)
+        except KeyboardInterrupt:  # the stop arrived before the run captured it
+            return runner.failed_run(inp, doc_id, "interrupted", "the batch was stopped while this document ran", t0)
 
 
 def _materialize(doc_id: str, tags: dict[str, str]) -> tuple[bool, str, str | None]:
     """In a worker: one run of every document asset for a registered partition (the API's queue, a
     sensor's run request in `idp bench pipeline --mode processes`); (success, run id, failure reason)."""
-    from idp_assets.common import failure_reason
-    from idp_assets.document_run import materialize_document, release_memory
+    from idp_assets.document_run import run_document_assets
 
-    runner = _STATE["runner"]
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        result = materialize_document(runner.assets, runner.resources, runner.instance, doc_id, tags)
-        return result.success, result.run_id, None if result.success else failure_reason(result)[0]
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        release_memory()
+    with _document_scope() as runner:
+        return run_document_assets(runner, doc_id, tags)
 
 
 class DocumentProcessPool:
@@ -135,6 +135,7 @@ class DocumentProcessPool:
         self.workers = workers
         self._relay = None
         self._workers: set[int] = set()  # pids of the current pool's workers
+        self._interrupted = False
         resources = dict(resources)
         store = resources.get("vector_store")
         if store is not None and getattr(store, "mode", None) == "persistent":
@@ -210,7 +211,7 @@ class DocumentProcessPool:
     def interrupt(self) -> None:
         """Stop the workers' current runs (SIGINT: Dagster interrupts the step, the run fails as
         interrupted); idempotent enough to be called while waiting."""
-        if getattr(self, "_interrupted", False):
+        if self._interrupted:
             return
         self._interrupted = True
         for pid in self._pids():
